@@ -1,0 +1,110 @@
+"""Progress in the terminal: rich bars on a TTY, one compact line per epoch otherwise."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from .base import Callback
+
+SHORT = {"loss": "loss", "accuracy": "acc", "mae": "mae", "rmse": "rmse", "r2": "r2"}
+
+
+def _fmt(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return str(value)
+    return f"{value:.2e}" if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4) else f"{value:.4f}"
+
+
+def epoch_line(logs: dict[str, float], max_epochs: int, monitor: str, is_best: bool) -> str:
+    """`epoch  3/50  train loss 0.4123 acc 0.8123 | val loss 0.3981 acc 0.8333 | lr 1.00e-03 | 0.05s *`"""
+    width = len(str(max_epochs))
+    parts = [f"epoch {logs['epoch']:>{width}}/{max_epochs}"]
+    for split in ("train", "val"):
+        items = [f"{SHORT.get(k.split('/')[0], k.split('/')[0])} {_fmt(v)}" for k, v in logs.items()
+                 if k.endswith("/" + split)]
+        if items:
+            parts.append(f"{split} " + " ".join(items))
+    lr = next((v for k, v in logs.items() if k == "lr" or k.startswith("lr/")), None)
+    if lr is not None:  # the first parameter group's (all groups are in TensorBoard)
+        parts.append(f"lr {lr:.2e}")
+    parts.append(f"{logs.get('time/epoch_s', 0.0):.2f}s")
+    line = " | ".join(parts)
+    return line + (f"  * best {monitor}" if is_best else "")
+
+
+class ProgressBar(Callback):
+    """A live bar over epochs and batches (loss, monitored metric, lr, ETA) when a person watches
+    a terminal; otherwise, and always in the log file, one line per epoch."""
+
+    def __init__(self, refresh_s: float = 0.1, bars: str = "auto") -> None:
+        self.refresh_s = refresh_s
+        self.bars = bars  # auto (when the terminal is interactive) | always | never
+        self._progress = None
+
+    def on_fit_start(self, trainer) -> None:
+        from .. import console
+
+        self._active = trainer.is_main_process
+        self._best_value = None
+        if not self._active:
+            return
+        use_bars = self.bars == "always" or (self.bars == "auto" and console.interactive())
+        if use_bars:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                      console=console.console(), transient=True)
+            self._progress.start()
+            self._epochs = self._progress.add_task("epochs", total=trainer.max_epochs,
+                                                   completed=trainer.epoch, info="")
+            self._batches = self._progress.add_task("batches", total=len(trainer.train_batches), info="")
+            self._next_refresh = 0.0
+
+    def on_train_epoch_start(self, trainer) -> None:
+        if self._progress is not None:
+            self._progress.reset(self._batches, total=len(trainer.train_batches),
+                                 description=f"epoch {trainer.epoch}", info="")
+
+    def on_train_batch_end(self, trainer, batch_idx, loss) -> None:
+        if self._progress is None:
+            return
+        now = time.monotonic()
+        if now >= self._next_refresh:  # reading the loss synchronises: only at the refresh rate
+            self._next_refresh = now + self.refresh_s
+            lr = trainer.optimizer.param_groups[0]["lr"]
+            self._progress.update(self._batches, completed=batch_idx + 1,
+                                  info=f"loss {loss.float().item():.4f}  lr {lr:.2e}")
+
+    def on_epoch_end(self, trainer, logs) -> None:
+        if not self._active:
+            return
+        from .. import console
+
+        best = trainer.best.get("epoch") == trainer.epoch
+        line = epoch_line(logs, trainer.max_epochs, trainer.monitor, best)
+        if self._progress is not None:
+            self._progress.update(self._epochs, completed=trainer.epoch,
+                                  info=f"{trainer.monitor} {_fmt(logs.get(trainer.monitor))}")
+            self._progress.console.print(line, markup=False, soft_wrap=True)
+        else:
+            console.console().print(line, markup=False, soft_wrap=True)
+        console.file_only(line)
+
+    def _close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def on_fit_end(self, trainer) -> None:
+        self._close()
+
+    def on_exception(self, trainer, error) -> None:
+        self._close()

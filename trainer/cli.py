@@ -1,0 +1,314 @@
+"""The command line: `python -m trainer [group=option] [key=value] ... [-m]`, or `trainer ...`.
+
+Hydra composes the config and makes the run directory; everything heavy (torch) is imported
+inside the job, so `--help`, `--cfg job` and shell completion stay fast. Mistakes a user can
+fix are shown as one panel and exit with status 2; bugs keep their traceback (status 1).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+
+
+def config_dir() -> Path:
+    """conf/ inside the installed package, or at the top of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise RuntimeError(f"trainer's configs are missing (looked in {here / 'conf'} and {here.parent / 'conf'})")
+
+
+_exit_code = 0  # a single run's failure, reported already by the job
+
+
+# ---------------------------------------------------------------------- --help
+EXAMPLES = """\
+examples:
+  python -m trainer                                        # moons + MLP + AdamW, ~10 s on 2 CPU cores
+  python -m trainer optimizer=sgd optimizer.lr=0.1 optimizer.momentum=0.9
+  python -m trainer dataset=digits model=cnn trainer.max_epochs=20
+  python -m trainer dataset=csv dataset.path=data.csv dataset.target=label
+  python -m trainer -m optimizer.lr=1e-4,1e-3,1e-2         # a sweep: one run directory per value
+  python -m trainer -m experiment=compare_optimizers        # SGD, SGD+momentum, Adam, AdamW
+  python -m trainer mode=lr_find                            # learning-rate range test
+  python -m trainer trainer.resume=outputs/runs/<date>/<time>           # continue a run
+  python -m trainer mode=test trainer.resume=outputs/runs/<date>/<time> # evaluate its checkpoint
+  tensorboard --logdir outputs                              # compare every run
+
+more: --cfg job (print the composed config), --hydra-help (Hydra's options), README.md"""
+
+
+def _description(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+        if line.strip() and not line.startswith("#"):
+            break
+    return ""
+
+
+def help_text() -> str:
+    root = config_dir()
+    lines = ["trainer: compose a data set, model, loss, optimizer and scheduler; train, validate, test.", "",
+             "usage: python -m trainer [group=option ...] [key=value ...] [-m]", "",
+             "config groups (default first):"]
+    defaults = _defaults(root)
+    for group in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "hydra"):
+        options = sorted(group.glob("*.yaml"), key=lambda p: (p.stem != defaults.get(group.name), p.stem))
+        if not options:
+            continue
+        lines.append(f"  {group.name}:")
+        width = max(len(p.stem) for p in options)
+        for option in options:
+            mark = "*" if option.stem == defaults.get(group.name) else " "
+            lines.append(f"   {mark} {option.stem:<{width}}  {_description(option)}")
+    lines += ["", "  (* = default; experiment and hparams_search are off unless chosen)", "", EXAMPLES]
+    return "\n".join(lines)
+
+
+def _defaults(root: Path) -> dict[str, str]:
+    import yaml
+
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    chosen = {}
+    for entry in config.get("defaults", []):
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                if value is not None and not str(key).startswith("override"):
+                    chosen[str(key)] = str(value)
+    return chosen
+
+
+# ---------------------------------------------------------------------- before Hydra
+def _value(argv: list[str], key: str) -> str | None:
+    for arg in reversed(argv):
+        if arg.startswith(key + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _multirun(argv: list[str]) -> bool:
+    return "-m" in argv or "--multirun" in argv
+
+
+def prepare_argv(argv: list[str]) -> list[str]:
+    """Decide what Hydra cannot: where a resumed run writes, and one run directory for all
+    torchrun processes."""
+    if _value(argv, "trainer.resume") and _value(argv, "mode") in (None, "train") and not _multirun(argv):
+        argv = _resume_into_run_dir(argv)
+    from .distributed import launched_by_torchrun
+
+    if launched_by_torchrun():
+        argv = _share_run_dir(argv)
+    return argv
+
+
+def _resume_into_run_dir(argv: list[str]) -> list[str]:
+    """`trainer.resume=<run dir>` continues that run in its own directory, with its own config
+    (the original overrides first, then the new ones, which win)."""
+    import yaml
+
+    from .paths import resolve_checkpoint, run_dir_of
+
+    checkpoint = resolve_checkpoint(_value(argv, "trainer.resume"))
+    run_dir = run_dir_of(checkpoint)
+    if run_dir is None or _value(argv, "hydra.run.dir"):
+        return argv
+    original = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or [] \
+        if (run_dir / ".hydra" / "overrides.yaml").is_file() else []
+    kept = [o for o in original if not str(o).startswith(("hydra.", "trainer.resume="))]
+    from datetime import datetime
+
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    return [*kept, *argv, f"hydra.run.dir={run_dir}", f"hydra.output_subdir=.hydra/resumed-{stamp}"]
+
+
+def _share_run_dir(argv: list[str]) -> list[str]:
+    """Under torchrun every process would resolve ${now:} for itself and make its own run
+    directory (hydra#2070): rank 0 resolves it once and the others use the same one."""
+    if _multirun(argv):
+        from .errors import UserError
+
+        raise UserError("sweeps (-m) cannot run inside torchrun. Run the sweep with a launcher (e.g. "
+                        "hydra/launcher=submitit_slurm) and let each job start its own processes.", key="-m")
+    import torch.distributed as dist
+    from omegaconf import OmegaConf
+
+    from .distributed import env_rank, init_process_group
+
+    init_process_group()
+    run_dir = None
+    if env_rank() == 0:
+        import yaml
+
+        pattern = _value(argv, "hydra.run.dir") or \
+            yaml.safe_load((config_dir() / "config.yaml").read_text())["hydra"]["run"]["dir"]
+        _register_now()
+        run_dir = str(OmegaConf.create({"dir": pattern}).dir)
+    box = [run_dir]
+    dist.broadcast_object_list(box, src=0)
+    argv = [a for a in argv if not a.startswith("hydra.run.dir=")] + [f"hydra.run.dir={box[0]}"]
+    if env_rank() != 0:  # one log file and one .hydra/ for the run: rank 0's
+        argv += ["hydra.output_subdir=null", "hydra/job_logging=worker"]
+    return argv
+
+
+def _register_now() -> None:
+    from datetime import datetime
+
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("now"):
+        OmegaConf.register_new_resolver("now", lambda pattern: datetime.now().strftime(pattern), use_cache=True)
+
+
+# ---------------------------------------------------------------------- the job
+def _job(cfg) -> float | None:
+    """What Hydra runs for each job. Failures are reported here, where the run directory is
+    known; in a sweep a failed job returns NaN so the other jobs still run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    from .run import run
+
+    try:
+        return run(cfg, run_dir, dict(hydra_cfg.runtime.choices), list(hydra_cfg.overrides.task))
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        code = _report_failure(error, run_dir, f"job {hydra_cfg.job.num}" if multirun else None)
+    global _exit_code
+    _exit_code = _exit_code or code
+    return float("nan")  # sweepers see a failed trial; the sweep summary lists the error
+
+
+def _report_failure(error: BaseException, run_dir: Path, job: str | None) -> int:
+    import logging
+    import traceback
+
+    from . import console
+    from .errors import TrainingInterrupted, UserError
+
+    prefix = f"{job}: " if job else ""
+    if isinstance(error, TrainingInterrupted):
+        message = (f"{prefix}interrupted by {error.signal_name}. checkpoints/last.pt holds where the run "
+                   f"stopped; continue it with:\n  python -m trainer trainer.resume={run_dir}")
+        console.print_user_error(message, title="trainer: interrupted")
+        console.file_only(message, logging.WARNING)
+        code = EXIT_SIGNAL.get(error.signal_name, 143)
+    elif isinstance(error, UserError):
+        console.print_user_error(f"{prefix}{error}")
+        console.file_only(f"error: {error}", logging.ERROR)
+        code = EXIT_USER_ERROR
+    else:
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        console.file_only(f"{prefix}unexpected error (a bug):\n{text}", logging.ERROR)
+        sys.stderr.write(f"{prefix}unexpected error (a bug in trainer or in user code):\n{text}")
+        code = 1
+    _record_failure(run_dir, error)
+    return code
+
+
+def _record_failure(run_dir: Path, error: BaseException) -> None:
+    """A job that failed before its Trainer existed still leaves a metrics.json saying why."""
+    from .distributed import env_rank
+    from .errors import TrainingInterrupted, UserError
+    from .files import write_json
+
+    path = run_dir / "metrics.json"
+    if path.exists() or env_rank() != 0 or not run_dir.is_dir():
+        return
+    status = "interrupted" if isinstance(error, TrainingInterrupted) else "failed"
+    message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+    write_json({"status": status, "error": message, "history": []}, path)
+
+
+# ---------------------------------------------------------------------- main
+def main() -> None:
+    argv = sys.argv[1:]
+    if "--help" in argv or "-h" in argv:
+        print(help_text())
+        return
+    sys.exit(run_cli(argv))
+
+
+def run_cli(argv: list[str]) -> int:
+    from . import console
+    from .errors import UserError
+
+    try:
+        argv = prepare_argv(argv)
+    except UserError as error:
+        console.print_user_error(str(error))
+        return EXIT_USER_ERROR
+    from .config import register_resolvers
+
+    register_resolvers()
+    user_full_error = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra lets exceptions through; this function reports them
+    sys.argv = [sys.argv[0], *argv]
+    code = 0
+    try:
+        code = _hydra(argv, user_full_error == "1")
+    finally:
+        if user_full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = user_full_error
+        from . import sweeps
+
+        if sweeps.SWEEP_DIR is not None and Path(sweeps.SWEEP_DIR).is_dir():
+            summary = sweeps.summarize(sweeps.SWEEP_DIR)
+            if summary["failed"]:
+                code = code or 1
+        if "torch.distributed" in sys.modules:
+            from .distributed import shutdown
+
+            shutdown()
+    return code
+
+
+def _hydra(argv: list[str], full_error: bool) -> int:
+    import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from . import console
+    from .errors import UserError
+
+    global _exit_code
+    _exit_code = 0
+    try:
+        hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")(_job)()
+        return _exit_code
+    except UserError as error:
+        console.print_user_error(str(error))
+        return EXIT_USER_ERROR
+    except (HydraException, OmegaConfBaseException) as error:  # composing the config failed
+        if full_error:
+            raise
+        console.print_user_error(_compose_message(error), title="trainer: config error")
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        console.print_user_error("interrupted (Ctrl-C).", title="trainer: interrupted")
+        return EXIT_SIGNAL["SIGINT"]
+
+
+def _compose_message(error: BaseException) -> str:
+    text = str(error).strip()
+    cause = error.__cause__
+    if cause is not None and str(cause).strip() and str(cause).strip() not in text:
+        text += "\n" + str(cause).strip()
+    text = text.replace("\t", "  ")
+    if "Could not override" in text or ("Key '" in text and "not in struct" in text):
+        text += "\n\nUse `python -m trainer --help` for the groups and options, `--cfg job` for every key."
+    return text

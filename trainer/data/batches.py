@@ -1,0 +1,85 @@
+"""Batches of in-memory tensors by indexing: no per-sample `__getitem__`, no collate.
+
+The shuffle of epoch e is drawn from a generator seeded with (seed, e), so it does not depend
+on anything else the run did: a resumed run sees exactly the batches it would have seen.
+Under DDP every global batch is divided between the ranks, so N processes together take the
+same optimizer steps as one process with the same `batch_size`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator)
+
+
+class TensorBatches:
+    """Training batches: `batches(epoch, start)` yields (x, y, weight) for this rank.
+
+    `weight` rescales the rank's mean loss so that DDP's gradient averaging gives the mean over
+    the whole global batch even when the ranks' shares differ by one sample (1.0 in one process).
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = True,
+                 seed: int = 0, rank: int = 0, world_size: int = 1, limit: int | None = None) -> None:
+        self.x, self.y = x, y
+        self.batch_size = int(batch_size)
+        self.shuffle, self.seed = shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        n = len(x)
+        full = -(-n // self.batch_size)
+        if world_size > 1 and n % self.batch_size and n % self.batch_size < world_size:
+            full -= 1  # a last batch smaller than the number of ranks would leave a rank empty
+        self.num_batches = full if limit is None else min(full, int(limit))
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def samples(self) -> int:
+        """Samples per epoch across all ranks."""
+        return min(len(self.x), self.num_batches * self.batch_size)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
+        n = len(self.x)
+        if self.shuffle:
+            order = epoch_permutation(n, self.seed, epoch).to(self.x.device)
+        else:
+            order = None
+        for b in range(start, self.num_batches):
+            lo, hi = b * self.batch_size, min(n, (b + 1) * self.batch_size)
+            if self.world_size > 1:
+                size = hi - lo
+                lo, hi = lo + self.rank * size // self.world_size, lo + (self.rank + 1) * size // self.world_size
+                weight = (hi - lo) * self.world_size / size
+            else:
+                weight = 1.0
+            if order is None:
+                yield self.x[lo:hi], self.y[lo:hi], weight
+            else:
+                idx = order[lo:hi]
+                yield self.x.index_select(0, idx), self.y.index_select(0, idx), weight
+
+
+class EvalBatches:
+    """Evaluation batches: contiguous slices (views) of this rank's contiguous shard."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, rank: int = 0,
+                 world_size: int = 1, limit: int | None = None) -> None:
+        n = len(x)
+        lo, hi = rank * n // world_size, (rank + 1) * n // world_size
+        self.x, self.y = x[lo:hi], y[lo:hi]
+        self.batch_size = int(batch_size)
+        count = -(-len(self.x) // self.batch_size)
+        self.num_batches = count if limit is None else min(count, int(limit))
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for b in range(self.num_batches):
+            yield self.x[b * self.batch_size:(b + 1) * self.batch_size], self.y[b * self.batch_size:(b + 1) * self.batch_size]

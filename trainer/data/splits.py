@@ -1,0 +1,92 @@
+"""Splitting a data set 70/15/15 and standardising it with train-split statistics only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import UserError
+
+
+def _largest_remainder(quotas: np.ndarray, total: int, caps: np.ndarray) -> np.ndarray:
+    """Whole numbers close to `quotas` that sum to `total` without exceeding `caps`."""
+    counts = np.minimum(np.floor(quotas).astype(int), caps)
+    order = np.argsort(-(quotas - np.floor(quotas)), kind="stable")
+    i = 0
+    while counts.sum() < total and i < 10 * len(order) + 10:
+        j = order[i % len(order)]
+        if counts[j] < caps[j]:
+            counts[j] += 1
+        i += 1
+    return counts
+
+
+def split_indices(n: int, fractions: Sequence[float], seed: int,
+                  stratify: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shuffled train/val/test index arrays; with `stratify` (class labels) each split keeps the
+    class proportions. The split sizes are exactly round(fraction * n) for train and val."""
+    train_frac, val_frac, _ = fractions
+    n_train = int(round(train_frac * n))
+    n_val = int(round(val_frac * n))
+    n_test = n - n_train - n_val
+    if min(n_train, n_val, n_test) < 1:
+        raise UserError(f"data.split={list(fractions)} leaves an empty split for {n} samples "
+                        f"(train {n_train}, val {n_val}, test {n_test}); use larger fractions or more data.",
+                        key="data.split")
+    rng = np.random.RandomState(seed)
+    if stratify is None:
+        order = rng.permutation(n)
+        return order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
+
+    classes, labels = np.unique(stratify, return_inverse=True)
+    members = [rng.permutation(np.flatnonzero(labels == c)) for c in range(len(classes))]
+    sizes = np.array([len(m) for m in members])
+    train_counts = _largest_remainder(sizes * train_frac, n_train, sizes)
+    val_counts = _largest_remainder(sizes * val_frac, n_val, sizes - train_counts)
+    parts = ([], [], [])
+    for m, a, b in zip(members, train_counts, val_counts):
+        parts[0].append(m[:a])
+        parts[1].append(m[a:a + b])
+        parts[2].append(m[a + b:])
+    return tuple(rng.permutation(np.concatenate(p)) for p in parts)  # type: ignore[return-value]
+
+
+class Standardizer:
+    """Per-column (x - mean) / std with statistics from the rows it was fitted on.
+
+    Missing values (NaN) are filled with the fitted mean first; constant columns keep
+    std 1. With `scale=False` only the filling happens.
+    """
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, fill: np.ndarray | None = None) -> None:
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+        self.fill = self.mean if fill is None else np.asarray(fill, dtype=np.float32)
+
+    @classmethod
+    def fit(cls, values: np.ndarray, scale: bool = True) -> Standardizer:
+        values = np.asarray(values, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(values, axis=0) if len(values) else np.zeros(values.shape[1:])
+            std = np.nanstd(values, axis=0) if len(values) else np.ones(values.shape[1:])
+        mean = np.where(np.isnan(mean), 0.0, mean)  # a column without a single value
+        std = np.where(~np.isfinite(std) | (std < 1e-12), 1.0, std)
+        if not scale:
+            return cls(np.zeros_like(mean), np.ones_like(std), fill=mean)
+        return cls(mean, std)
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float32)
+        values = np.where(np.isnan(values), self.fill, values)
+        return ((values - self.mean) / self.std).astype(np.float32)
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=np.float32) * self.std + self.mean
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "fill": self.fill.tolist()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> Standardizer:
+        return cls(np.asarray(state["mean"]), np.asarray(state["std"]), np.asarray(state["fill"]))

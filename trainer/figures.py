@@ -1,0 +1,126 @@
+"""Figures as images (matplotlib's Agg canvas, no display or pyplot needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+
+def _figure(width: float = 5.0, height: float = 4.0):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="tight")
+
+
+def to_rgb(figure) -> np.ndarray:
+    """The figure rendered as an (H, W, 3) uint8 array."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def save_png(figure, path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure).print_png(str(path))
+
+
+def decision_boundary(probabilities: Callable[[np.ndarray], np.ndarray], x_train: np.ndarray, y_train: np.ndarray,
+                      x_val: np.ndarray, y_val: np.ndarray, class_names: Sequence[str], title: str,
+                      feature_names: Sequence[str] = ("x0", "x1"), resolution: int = 200):
+    """Predicted class regions over the 2-D feature plane (original units), with the data points:
+    train faint, validation outlined."""
+    points = np.vstack([x_train, x_val])
+    lo, hi = points.min(0), points.max(0)
+    pad = 0.08 * (hi - lo + 1e-9)
+    gx, gy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution),
+                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution))
+    probs = probabilities(np.c_[gx.ravel(), gy.ravel()])
+    fig = _figure(5.5, 4.5)
+    ax = fig.add_subplot()
+    k = probs.shape[1]
+    cmap = "RdBu" if k == 2 else "tab10"
+    if k == 2:
+        p1 = probs[:, 1].reshape(gx.shape)
+        filled = ax.contourf(gx, gy, p1, levels=np.linspace(0, 1, 11), cmap=cmap, alpha=0.45)
+        ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1.2)
+        fig.colorbar(filled, ax=ax, label=f"P(class {class_names[1]})")
+    else:
+        regions = probs.argmax(1).reshape(gx.shape)
+        ax.contourf(gx, gy, regions, levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.35, vmin=0, vmax=9)
+    colors = (lambda y: y) if k > 2 else (lambda y: y.astype(float))
+    ax.scatter(x_train[:, 0], x_train[:, 1], c=colors(y_train), cmap=cmap, s=8, alpha=0.35,
+               vmin=0, vmax=9 if k > 2 else 1, linewidths=0)
+    ax.scatter(x_val[:, 0], x_val[:, 1], c=colors(y_val), cmap=cmap, s=18, edgecolors="k", linewidths=0.6,
+               vmin=0, vmax=9 if k > 2 else 1)
+    ax.set_xlabel(feature_names[0])
+    ax.set_ylabel(feature_names[1])
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str):
+    """Counts per (true, predicted) class, with row-normalised shading."""
+    k = len(class_names)
+    fig = _figure(max(4.0, 0.45 * k + 2.5), max(3.5, 0.45 * k + 2.0))
+    ax = fig.add_subplot()
+    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), labels=class_names, rotation=45 if k > 6 else 0)
+    ax.set_yticks(range(k), labels=class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, title: str, target: str = "y"):
+    fig = _figure(4.5, 4.5)
+    ax = fig.add_subplot()
+    ax.scatter(y_true, y_pred, s=10, alpha=0.6)
+    lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", linewidth=1, label="perfect prediction")
+    ax.set_xlabel(f"true {target}")
+    ax.set_ylabel(f"predicted {target}")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def lr_schedule(steps: Sequence[int], rates: dict[str, Sequence[float]], steps_per_epoch: int):
+    fig = _figure(5.5, 3.5)
+    ax = fig.add_subplot()
+    for name, values in rates.items():
+        ax.plot(steps, values, label=name)
+    ax.set_xlabel(f"optimizer step ({steps_per_epoch} per epoch)")
+    ax.set_ylabel("learning rate")
+    if len(rates) > 1:
+        ax.legend(fontsize=8)
+    ax.set_title("learning-rate schedule", fontsize=10)
+    return fig
+
+
+def loss_vs_lr(rates: Sequence[float], losses: Sequence[float], smoothed: Sequence[float],
+               suggestion: float | None):
+    fig = _figure(5.5, 4.0)
+    ax = fig.add_subplot()
+    ax.plot(rates, losses, alpha=0.35, label="loss")
+    ax.plot(rates, smoothed, label="smoothed loss")
+    if suggestion is not None:
+        ax.axvline(suggestion, color="r", linestyle="--", label=f"suggested lr {suggestion:.2g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    finite = [v for v in smoothed if np.isfinite(v)]
+    if finite:
+        ax.set_ylim(min(finite) - 0.05 * abs(min(finite)), min(max(finite), 4 * abs(finite[0])) * 1.05 + 1e-9)
+    ax.legend(fontsize=8)
+    ax.set_title("learning-rate range test", fontsize=10)
+    return fig

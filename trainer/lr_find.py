@@ -1,0 +1,110 @@
+"""The learning-rate range test (Smith 2017; fastai's lr_find): train a fresh model for a bounded
+number of steps while the learning rate grows exponentially, and read a good rate off the curve.
+
+It runs in its own run directory on its own model and optimizer, and writes nothing else: no
+checkpoint, no change to any other run.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from . import report
+from .checkpoints import write_json
+from .errors import UserError
+
+
+def suggest(rates: list[float], smoothed: list[float]) -> tuple[float | None, str]:
+    """The rate where the smoothed loss falls fastest (per unit of log lr), before its minimum."""
+    n = len(smoothed)
+    if n < 8:
+        return None, f"only {n} steps before the loss diverged; lower lr_find.min_lr"
+    low = max(1, n // 10)  # the first steps are dominated by the smoothing's warm-up
+    best = int(np.nanargmin(smoothed))
+    if best - low < 3:
+        return None, "the loss never fell; the model may not be learning at any rate in this range"
+    logs = np.log10(rates[low:best + 1])
+    slopes = np.gradient(np.asarray(smoothed[low:best + 1]), logs)
+    return float(rates[low + int(np.argmin(slopes))]), "steepest descent of the smoothed loss"
+
+
+def run_lr_find(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str], settings) -> float | None:
+    from .run import build_trainer, command_line
+
+    trainer, data = build_trainer(cfg, run_dir, choices, overrides)
+    trainer.callbacks, trainer.loggers = {}, []  # a throwaway model: no checkpoints, no logs
+    trainer.setup(data)
+    model, optimizer = trainer.model, trainer.optimizer
+    steps = int(settings.num_steps)
+    if steps < 10:
+        raise UserError(f"lr_find.num_steps={steps} is too few; use at least 10 (100 is typical).",
+                        key="lr_find.num_steps")
+    factor = (settings.max_lr / settings.min_lr) ** (1 / (steps - 1))
+    for group in optimizer.param_groups:
+        group["lr"] = settings.min_lr
+    rates, losses, smoothed = [], [], []
+    average, best, beta = 0.0, math.inf, 0.98
+    model.train()
+    epoch = 0
+    stop = None
+    while stop is None:
+        epoch += 1
+        for x, y, _ in trainer.train_batches.batches(epoch):
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer.zero_grad(set_to_none=True)
+            with trainer.precision.autocast():
+                loss = trainer.loss_fn(model(x), y)
+            trainer.precision.backward(loss)
+            trainer.precision.unscale(optimizer)
+            trainer.precision.step(optimizer)
+            value = float(loss.item())  # a diagnostic: reading every step is the point
+            average = beta * average + (1 - beta) * value
+            current = average / (1 - beta ** (len(losses) + 1))
+            rates.append(lr)
+            losses.append(value)
+            smoothed.append(current)
+            if not math.isfinite(value) or current > settings.divergence_factor * best:
+                stop = f"the loss exploded at lr {lr:.3g} (step {len(losses)})"
+                break
+            best = min(best, current)
+            if len(losses) >= steps:
+                stop = f"reached lr_find.max_lr={settings.max_lr:g} after {steps} steps"
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = lr * factor
+    suggestion, how = suggest(rates, [s if math.isfinite(s) else np.nan for s in smoothed])
+
+    from . import figures
+
+    figure = figures.loss_vs_lr(rates, losses, smoothed, suggestion)
+    figures.save_png(figure, run_dir / "lr_find.png")
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(run_dir / "tensorboard")) as writer:
+        writer.add_image("lr_find/loss_vs_lr", figures.to_rgb(figure), 0, dataformats="HWC")
+        for i, (r, v) in enumerate(zip(rates, smoothed)):
+            if math.isfinite(v):
+                writer.add_scalar("lr_find/smoothed_loss", v, i)
+                writer.add_scalar("lr_find/lr", r, i)
+    result = {"mode": "lr_find", "status": "completed", "suggested_lr": suggestion, "how": how, "stopped": stop,
+              "min_loss_lr": rates[int(np.nanargmin(smoothed))] if smoothed else None,
+              "lr": rates, "loss": losses, "smoothed_loss": smoothed}
+    write_json(result, run_dir / "metrics.json")
+    sample = np.linspace(0, len(rates) - 1, num=min(8, len(rates))).astype(int)
+    curve = "  ".join(f"{rates[i]:.1e}:{smoothed[i]:.3g}" for i in sample)
+    kept = [o for o in overrides if not o.startswith(("mode=", "lr_find.", "optimizer.lr="))]
+    rows = [("steps", f"{len(rates)} ({stop})"), ("loss vs lr", curve)]
+    if suggestion is not None:
+        rows += [("suggested lr", f"{suggestion:.3g} ({how})"),
+                 ("use it", command_line([*kept, f"optimizer.lr={suggestion:.3g}"]))]
+    else:
+        rows.append(("suggested lr", f"none: {how}"))
+    rows.append(("figure", f"{run_dir / 'lr_find.png'} (and TensorBoard: lr_find/loss_vs_lr)"))
+    report.key_values("learning-rate range test", rows)
+    torch.set_grad_enabled(True)
+    return suggestion

@@ -1,0 +1,34 @@
+"""Where things are: checkpoints of a run directory (no heavy imports, usable before Hydra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import UserError
+
+
+def resolve_checkpoint(path: str | Path, prefer: str = "last") -> Path:
+    """A checkpoint file from a checkpoint path or a run directory (its checkpoints/<prefer>.pt,
+    falling back to the other of last/best)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        order = [prefer, "best" if prefer == "last" else "last"]
+        for name in order:
+            if (folder / f"{name}.pt").is_file():
+                return folder / f"{name}.pt"
+        raise UserError(f"trainer.resume: '{path}' holds no checkpoint (looked for {folder}/last.pt and "
+                        f"best.pt). Was it run with callbacks=none or trainer.fast_dev_run=true?",
+                        key="trainer.resume")
+    if not path.is_file():
+        raise UserError(f"trainer.resume: no such run directory or checkpoint file: '{path}'.",
+                        key="trainer.resume")
+    return path
+
+
+def run_dir_of(checkpoint: Path) -> Path | None:
+    """The run directory a checkpoint file belongs to (<run dir>/checkpoints/x.pt), if it looks like one."""
+    folder = checkpoint.resolve().parent
+    if folder.name == "checkpoints" and (folder.parent / ".hydra").is_dir():
+        return folder.parent
+    return None

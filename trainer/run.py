@@ -1,0 +1,249 @@
+"""What one job does: validate the config, compose the objects it names, run the chosen mode.
+
+    data      = DataModule(instantiate(cfg.dataset), **cfg.data)     # split 70/15/15, standardise
+    loss      = instantiate(cfg.loss)(task)                          # picks the output layout
+    model     = instantiate(cfg.model, input_shape=..., num_outputs=...)
+    trainer   = instantiate(cfg.trainer, model=..., loss=..., optimizer=instantiate(cfg.optimizer), ...)
+    trainer.fit(data); trainer.test(data); trainer.finish()
+    return the best monitored validation metric (what sweepers optimise)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from . import report
+from .config import validate
+from .errors import UserError
+
+log = logging.getLogger("trainer")
+
+
+def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str]) -> float | None:
+    """Run one job; returns the best monitored validation metric (train and lr_find modes)."""
+    typed = validate(cfg)
+    if cfg.trainer.mode == "auto":  # resolve once, so ${trainer.mode} in callbacks and schedulers agrees
+        from .metrics import metric_mode
+
+        with open_dict(cfg):
+            cfg.trainer.mode = metric_mode(cfg.trainer.monitor)
+    _set_log_level(cfg.get("log_level", "INFO"))
+    _limit_threads_for_parallel_sweeps(cfg)
+    if cfg.get("print_config"):
+        report.config_tree(OmegaConf.to_container(cfg, resolve=True))
+    mode = cfg.get("mode", "train")
+    if mode == "train":
+        return train(cfg, run_dir, choices, overrides)
+    if mode == "lr_find":
+        from .lr_find import run_lr_find
+
+        return run_lr_find(cfg, run_dir, choices, overrides, typed["lr_find"])
+    from .evaluate import evaluate_checkpoint, predict_csv
+
+    if mode == "test":
+        return evaluate_checkpoint(cfg, run_dir)
+    return predict_csv(cfg, run_dir, typed["predict"])
+
+
+# ---------------------------------------------------------------------- building blocks
+def build_data(cfg: DictConfig):
+    """Instantiate the data set and split / standardise it."""
+    from hydra.utils import instantiate
+
+    from .data import ArrayData, DataModule
+
+    source = instantiate(cfg.dataset, _convert_="all")
+    if not isinstance(source, ArrayData):
+        raise UserError(f"dataset._target_={cfg.dataset._target_} returned {type(source).__name__}; a dataset "
+                        "config must build trainer.data.ArrayData.", key="dataset._target_")
+    data = cfg.data
+    return DataModule(source, split=tuple(data.split), seed=data.seed, standardize=data.standardize,
+                      standardize_targets=data.standardize_targets)
+
+
+def build_model_and_loss(cfg: DictConfig, spec, class_counts, choices: dict[str, str]):
+    """The loss first: it decides how many outputs the model needs for this task."""
+    from hydra.utils import instantiate
+
+    from .losses import build_loss, head_for
+
+    loss = build_loss(instantiate(cfg.loss, _convert_="all"), spec.task, class_counts)
+    head = head_for(loss, spec.task, spec.num_classes, spec.num_targets, choices.get("loss", "custom"),
+                    choices.get("dataset", spec.name))
+    model = instantiate(cfg.model, input_shape=tuple(spec.input_shape), num_outputs=head.num_outputs,
+                        _convert_="all")
+    return model, loss, head
+
+
+def build_callbacks(cfg: DictConfig) -> tuple[dict, dict]:
+    from hydra.utils import instantiate
+
+    callbacks = {name: instantiate(node, _convert_="all") for name, node in (cfg.get("callbacks") or {}).items()
+                 if node is not None}
+    loggers = {"tensorboard": instantiate(cfg.logger, _convert_="all")} if cfg.get("logger") else {}
+    return callbacks, loggers
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str]):
+    """Everything for a training run, composed from the config."""
+    from hydra.utils import instantiate
+
+    from .loop import seed_everything
+
+    seed_everything(cfg.trainer.seed)
+    data = build_data(cfg)
+    model, loss, _ = build_model_and_loss(cfg, data.spec, data.class_counts(), choices)
+    callbacks, loggers = build_callbacks(cfg)
+    scheduler, interval = None, None
+    if cfg.get("scheduler"):
+        node = OmegaConf.to_container(cfg.scheduler, resolve=True)
+        interval = node.pop("interval", None)
+        node.pop("monitor", None)
+        scheduler = instantiate(node, _convert_="all")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    trainer = instantiate(
+        cfg.trainer, model=model, loss=loss, optimizer=instantiate(cfg.optimizer, _convert_="all"),
+        scheduler=scheduler, scheduler_interval=interval, callbacks=callbacks, loggers=loggers,
+        decay_bias_and_norm=cfg.param_groups.decay_bias_and_norm,
+        module_lr=OmegaConf.to_container(cfg.param_groups.module_lr), run_dir=run_dir,
+        _convert_="all")
+    trainer.config = resolved  # (not through instantiate: it would build the _target_ nodes inside)
+    trainer.hparams = hyperparameters(cfg, choices, overrides)
+    return trainer, data
+
+
+def hyperparameters(cfg: DictConfig, choices: dict[str, str], overrides: list[str]) -> dict[str, Any]:
+    """Flat, readable hyper-parameters for TensorBoard's HParams table."""
+    hp: dict[str, Any] = {group: choices.get(group, "custom") for group in
+                          ("dataset", "model", "loss", "optimizer", "scheduler")}
+    for key, value in (cfg.model or {}).items():
+        if not str(key).startswith("_"):
+            hp[f"model.{key}"] = _scalar(value)
+    for key in ("lr", "weight_decay", "momentum"):
+        if cfg.optimizer and key in cfg.optimizer:
+            hp[f"optimizer.{key}"] = _scalar(cfg.optimizer[key])
+    for key in ("batch_size", "max_epochs", "precision", "seed", "accumulate_grad_batches"):
+        hp[f"trainer.{key}"] = _scalar(cfg.trainer[key])
+    for override in overrides:  # whatever a sweep varied, even if not listed above
+        key, _, value = override.lstrip("+~").partition("=")
+        if key and not key.startswith("hydra") and "/" not in key and key not in hp:
+            hp[key] = _scalar(OmegaConf.select(cfg, key, default=value))
+    return hp
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return "null" if value is None else value
+    return str(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+
+
+# ---------------------------------------------------------------------- train
+def train(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str]) -> float | None:
+    trainer, data = build_trainer(cfg, run_dir, choices, overrides)
+    try:
+        trainer.setup(data)
+        if trainer.is_main_process:
+            report.start_panel(start_rows(trainer, data, cfg, choices, run_dir))
+        trainer.fit(data)
+        trainer.test(data)
+        summary = trainer.finish()
+    except BaseException as error:
+        summary = trainer.finish(error=error)
+        if trainer.is_main_process:
+            report.end_summary(summary, run_dir, trainer.writes_files)
+        raise
+    if trainer.is_main_process:
+        report.end_summary(summary, run_dir, trainer.writes_files)
+    return summary["best_val_metric"]
+
+
+def start_rows(trainer, data, cfg: DictConfig, choices: dict[str, str], run_dir: Path) -> list[tuple[str, str]]:
+    from .models import summarize
+
+    spec = data.spec
+    sizes = spec.sizes
+    kind = spec.task if spec.task == "regression" else f"{spec.task}, {spec.num_classes} classes"
+    shape = "x".join(map(str, spec.input_shape))
+    total, _, _ = summarize(trainer.unwrapped_model)
+    opt = cfg.optimizer
+    opt_text = choices.get("optimizer", "custom") + " " + ", ".join(
+        f"{k} {opt[k]:g}" for k in ("lr", "weight_decay", "momentum") if k in opt and isinstance(opt[k], (int, float)))
+    schedule = "none" if trainer.schedule is None else \
+        f"{choices.get('scheduler', 'custom')} (steps every {trainer.schedule.interval})"
+    rows = [
+        ("data", f"{choices.get('dataset', spec.name)}: {sizes['train']} train / {sizes['val']} val / "
+                 f"{sizes['test']} test, input {shape}, {kind}"),
+        ("model", f"{choices.get('model', 'custom')} ({type(trainer.unwrapped_model).__name__}): {total:,} parameters"),
+        ("loss", f"{type(trainer.loss_fn).__name__} ({choices.get('loss', 'custom')}), {trainer.head.num_outputs} output(s)"),
+        ("optimizer", f"{opt_text} ({type(trainer.optimizer).__name__})"),
+        ("scheduler", schedule),
+        ("training", f"{trainer.max_epochs} epochs x {trainer.steps_per_epoch} steps, batch {trainer.batch_size}"
+                     + (f" x {trainer.accumulate_grad_batches} accumulated" if trainer.accumulate_grad_batches > 1 else "")
+                     + f", monitor {trainer.monitor} ({trainer.mode})"),
+        ("device", f"{trainer.device}" + (f" x {trainer.dist.world_size} processes (DDP)" if trainer.dist.active else "")
+                   + f", precision {trainer.precision.name}, seed {trainer.seed}"),
+        ("output", str(run_dir) if trainer.writes_files else "nothing is written (fast_dev_run)"),
+    ]
+    if trainer.resumed_from:
+        rows.append(("resumed", f"{trainer.resumed_from} (epoch {trainer.epoch}, step {trainer.global_step})"))
+    return rows
+
+
+def command_line(overrides: list[str]) -> str:
+    """The command that re-runs a job with these overrides."""
+    kept = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
+    return "python -m trainer " + " ".join(shlex.quote(o) for o in kept)
+
+
+# ---------------------------------------------------------------------- per-job process settings
+def _set_log_level(level: str) -> None:
+    from .console import ConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, ConsoleHandler):
+            try:
+                handler.setLevel(str(level).upper())
+            except ValueError:
+                raise UserError(f"log_level='{level}' is not a level; use DEBUG, INFO, WARNING or ERROR.",
+                                key="log_level") from None
+
+
+_DEFAULT_THREADS: int | None = None
+
+
+def _limit_threads_for_parallel_sweeps(cfg: DictConfig) -> None:
+    """Jobs running in parallel share the cores: give each cores / jobs torch threads. Set anew
+    for every job, since joblib reuses worker processes and the last job's setting would leak."""
+    import torch
+
+    global _DEFAULT_THREADS
+    if _DEFAULT_THREADS is None:
+        _DEFAULT_THREADS = torch.get_num_threads()
+    threads = cfg.trainer.get("num_threads")
+    if threads is None:
+        parallel = _parallel_jobs()
+        threads = max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else _DEFAULT_THREADS
+    torch.set_num_threads(int(threads))
+
+
+def _parallel_jobs() -> int:
+    """How many jobs of this sweep run at the same time on this machine."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        hydra = HydraConfig.get()
+    except ValueError:
+        return 1
+    launcher = hydra.launcher
+    target = str(launcher.get("_target_", "")) if launcher else ""
+    if "joblib" not in target.lower():
+        return 1
+    n_jobs = launcher.get("n_jobs", -1)
+    cores = os.cpu_count() or 1
+    return cores if n_jobs is None or n_jobs < 1 else min(int(n_jobs), cores)

@@ -1,0 +1,188 @@
+"""The end of every sweep: one table ranking the runs, also as summary.csv and summary.json.
+
+It is built from the run directories alone (each job's metrics.json and .hydra/overrides.yaml),
+so it works for any launcher (local, joblib, submitit) and sweeper (grid, Optuna), includes
+failed jobs, and can be rebuilt at any time: `python -m trainer.summarize <sweep dir>`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback as HydraCallback
+
+from .files import write_json
+
+SWEEP_DIR: Path | None = None  # set in the launching process when a sweep starts
+NOISE = ("trainer.seed", "data.seed", "trainer.device", "trainer.num_threads", "log_level", "print_config",
+         "hydra", "experiment", "hparams_search")
+
+
+class SweepRecorder(HydraCallback):
+    """Remembers the sweep directory so the CLI can summarise the sweep when it ends, even when
+    jobs failed (Hydra does not call on_multirun_end then)."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        global SWEEP_DIR
+        SWEEP_DIR = Path(str(config.hydra.sweep.dir))
+
+
+def _overrides(job_dir: Path) -> list[str]:
+    import yaml
+
+    path = job_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return []
+    return [str(o) for o in (yaml.safe_load(path.read_text()) or [])]
+
+
+def _swept(overrides: list[str]) -> list[str]:
+    return [o for o in overrides if not o.lstrip("+~").split("=")[0].startswith(NOISE)]
+
+
+def _job_number(job_dir: Path) -> int:
+    head = job_dir.name.split("_", 1)[0]
+    return int(head) if head.isdigit() else 10**9
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job directory (a folder with a .hydra/ inside), in job order."""
+    from .run import command_line
+
+    rows = []
+    for job_dir in sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=_job_number):
+        overrides = _overrides(job_dir)
+        row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(_swept(overrides)),
+                               "command": command_line(overrides), "run_dir": str(job_dir)}
+        metrics_file = job_dir / "metrics.json"
+        if not metrics_file.is_file():
+            row.update(status="missing", error="no metrics.json: the job did not start or was killed")
+            rows.append(row)
+            continue
+        try:
+            metrics = json.loads(metrics_file.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            row.update(status="unreadable", error=f"metrics.json: {error}")
+            rows.append(row)
+            continue
+        row.update(status=metrics.get("status", "unknown"), monitor=metrics.get("monitor"),
+                   mode=metrics.get("mode"), best=metrics.get("best_val_metric"),
+                   best_epoch=metrics.get("best_epoch"), epochs=metrics.get("epochs_run"),
+                   wall_time_s=metrics.get("wall_time_s"), error=(metrics.get("error") or "").splitlines()[0]
+                   if metrics.get("error") else None)
+        for key, value in (metrics.get("test") or {}).items():
+            row[f"test_{key}"] = value
+        if metrics.get("mode") == "lr_find":
+            row["best"] = metrics.get("suggested_lr")
+        rows.append(row)
+    return rows
+
+
+OK_STATUSES = ("completed", "stopped_early")
+
+
+def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Finished runs by their best monitored metric (in its direction), then everything else."""
+    good = [r for r in rows if r.get("status") in OK_STATUSES and _finite(r.get("best"))]
+    mode = next((r.get("mode") for r in good if r.get("mode") in ("min", "max")), "min")
+    good.sort(key=lambda r: r["best"], reverse=mode == "max")
+    rest = [r for r in rows if r not in good]
+    for i, row in enumerate(good + rest, start=1):
+        row["rank"] = i if row in good else None
+    return good + rest
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def summarize(sweep_dir: str | Path, show: bool = True) -> dict[str, Any]:
+    """Write summary.csv and summary.json at the sweep root, print the table; return the summary."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        from .errors import UserError
+
+        raise UserError(f"no such sweep directory: '{sweep_dir}'.", key="sweep_dir")
+    rows = rank(collect(sweep_dir))
+    failed = [r for r in rows if r.get("status") not in OK_STATUSES]
+    best = next((r for r in rows if r.get("rank") == 1), None)
+    monitor = best.get("monitor") if best else next((r.get("monitor") for r in rows if r.get("monitor")), None)
+    summary = {"sweep_dir": str(sweep_dir), "monitor": monitor, "mode": best.get("mode") if best else None,
+               "jobs": len(rows), "failed": len(failed), "best": best, "runs": rows}
+    write_json(summary, sweep_dir / "summary.json")
+    test_keys = sorted({k for r in rows for k in r if k.startswith("test_")})
+    columns = ["rank", "job", "status", "overrides", "monitor", "best", "best_epoch", *test_keys, "epochs",
+               "wall_time_s", "error", "command"]
+    with (sweep_dir / "summary.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    if show:
+        _print(summary, test_keys)
+    return summary
+
+
+def _print(summary: dict[str, Any], test_keys: list[str]) -> None:
+    from rich.table import Table
+
+    from . import console
+    from .report import tensorboard_command
+
+    rows = summary["runs"]
+    monitor = summary.get("monitor") or "metric"
+    table = Table(title=f"sweep: {len(rows)} runs ranked by best {monitor}"
+                        f" ({summary.get('mode') or 'min'})", title_justify="left")
+    for name in ("#", "job", "overrides", f"best {monitor}", "epoch", *[k.replace('_', ' ', 1) for k in test_keys],
+                 "epochs", "status", "time"):
+        table.add_column(name, overflow="fold")
+
+    def fmt(value) -> str:
+        return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    for row in rows:
+        status = row.get("status", "")
+        style = None if status in OK_STATUSES else "red"
+        table.add_row(fmt(row.get("rank")), row["job"], row.get("overrides", ""), fmt(row.get("best")),
+                      fmt(row.get("best_epoch")), *[fmt(row.get(k)) for k in test_keys], fmt(row.get("epochs")),
+                      status, fmt(row.get("wall_time_s")) + ("s" if row.get("wall_time_s") is not None else ""),
+                      style=style)
+    lines = [f"summary: {Path(summary['sweep_dir']) / 'summary.csv'} and summary.json"]
+    if summary["best"]:
+        lines.append(f"best run: {summary['best']['job']} -> re-run with: {summary['best']['command']}")
+    for row in rows:
+        if row.get("status") not in OK_STATUSES:
+            lines.append(f"failed: {row['job']}: {row.get('error') or row.get('status')}")
+    lines.append(f"compare: {tensorboard_command(summary['sweep_dir'])}")
+    console.show(table, _plain_table(rows, monitor, test_keys))
+    for line in lines:
+        console.show(line, line)
+
+
+def _plain_table(rows: list[dict[str, Any]], monitor: str, test_keys: list[str]) -> str:
+    out = [f"sweep summary (best {monitor}):"]
+    for row in rows:
+        tests = " ".join(f"{k}={row.get(k)}" for k in test_keys)
+        out.append(f"  #{row.get('rank')} {row['job']} status={row.get('status')} best={row.get('best')} "
+                   f"epoch={row.get('best_epoch')} {tests}")
+    return "\n".join(out)
+
+
+def main_summarize(argv: list[str]) -> int:
+    """`python -m trainer.summarize <sweep dir>`: rebuild the sweep summary."""
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):
+        print("usage: python -m trainer.summarize <sweep dir>\n\nRebuilds summary.csv / summary.json and the "
+              "ranking table from the run directories of a sweep (any launcher, any sweeper).")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    from .console import print_user_error
+    from .errors import UserError
+
+    try:
+        summary = summarize(argv[0])
+    except UserError as error:
+        print_user_error(str(error))
+        return 2
+    return 1 if summary["failed"] else 0

@@ -1,0 +1,50 @@
+"""How a model's outputs are read for a task: target format for the loss, predictions, probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Head:
+    """The model's output layout.
+
+    kind:
+      "logit"  one logit per sample; binary classification (BCE-style losses)
+      "logits" one logit per class; classification (cross-entropy-style losses)
+      "values" one value per regression target (standardised units)
+    """
+
+    task: str
+    kind: str
+    num_outputs: int
+
+    def targets(self, y: np.ndarray) -> torch.Tensor:
+        """Targets in the form the loss expects, converted once per data set, not per step."""
+        if self.kind == "logit":
+            return torch.as_tensor(y, dtype=torch.float32).reshape(-1, 1)
+        if self.kind == "logits":
+            return torch.as_tensor(y, dtype=torch.long)
+        return torch.as_tensor(y, dtype=torch.float32).reshape(len(y), -1)
+
+    def predict(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Class indices (classification) or values in standardised units (regression)."""
+        if self.kind == "logit":
+            return (outputs[:, 0] > 0).long()
+        if self.kind == "logits":
+            return outputs.argmax(dim=1)
+        return outputs
+
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Per-class probabilities, shape (n, num_classes)."""
+        if self.kind == "logit":
+            p = torch.sigmoid(outputs.float())
+            return torch.cat([1 - p, p], dim=1)
+        return torch.softmax(outputs.float(), dim=1)
+
+    def class_indices(self, targets: torch.Tensor) -> torch.Tensor:
+        """Targets in loss format back to class indices."""
+        return targets[:, 0].long() if self.kind == "logit" else targets
