@@ -6,6 +6,7 @@ it and loading never executes code.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import random
 import re
@@ -62,7 +63,12 @@ class BackgroundWriter:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._work, name="checkpoint-writer", daemon=True)
             self._thread.start()
+            atexit.register(self._drain)  # never let the interpreter exit in the middle of a write
         self._queue.put((write, args))
+
+    def _drain(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.join()
 
     def _work(self) -> None:
         while True:

@@ -304,11 +304,40 @@ def _hydra(argv: list[str], full_error: bool) -> int:
 
 
 def _compose_message(error: BaseException) -> str:
+    """Hydra's message without its internals (search path, object types), with a hint."""
     text = str(error).strip()
     cause = error.__cause__
     if cause is not None and str(cause).strip() and str(cause).strip() not in text:
         text += "\n" + str(cause).strip()
-    text = text.replace("\t", "  ")
-    if "Could not override" in text or ("Key '" in text and "not in struct" in text):
+    kept = []
+    for line in text.replace("\t", "  ").splitlines():
+        if line.strip().startswith("Config search path"):
+            break
+        if not line.strip().startswith(("object_type=", "full_key:")):
+            kept.append(line.rstrip())
+    text = "\n".join(kept).strip()
+    import re
+
+    from .errors import did_you_mean
+
+    missing = re.search(r"Could not find '([^'/]+)/([^']+)'", text)
+    if missing:
+        options = re.findall(r"^\s{2,}(\S+)$", text, flags=re.M)
+        text += "\n" + did_you_mean(missing.group(2), options).strip()
+    if "Could not override" in text:
+        key = text.split("'")[1] if "'" in text else ""
+        text += "\n" + _suggest_key(key).strip()
         text += "\n\nUse `python -m trainer --help` for the groups and options, `--cfg job` for every key."
     return text
+
+
+def _suggest_key(key: str) -> str:
+    from dataclasses import fields
+
+    from .config import SCHEMAS
+    from .errors import did_you_mean
+
+    section, _, name = key.partition(".")
+    if section in SCHEMAS and name:
+        return did_you_mean(name, [f.name for f in fields(SCHEMAS[section])]).replace("'", f"'{section}.", 1)
+    return ""

@@ -151,6 +151,10 @@ class Trainer:
         self.error: str | None = None
         self.resumed_from: str | None = None
         self.weights_epoch: int | None = None  # set when the model holds an earlier epoch's weights
+        self.data: DataModule | None = None
+        self.head = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.schedule: Schedule | None = None
         self.grad_norm_interval = 0         # loggers ask for the gradient norm every n steps
         self.grad_norm: torch.Tensor | None = None  # of the last step where it was computed
         self._wall_time_before = 0.0
@@ -225,7 +229,6 @@ class Trainer:
         else:
             self.optimizer = build_optimizer(self.optimizer_factory, self.unwrapped_model, self.device,
                                              self.decay_bias_and_norm, self.module_lr)
-        self.schedule: Schedule | None = None
         if self.scheduler_factory is not None:
             self.schedule = build_schedule(self.scheduler_factory, self.optimizer, self.scheduler_interval,
                                            self.steps_per_epoch, self.max_epochs)
@@ -275,24 +278,23 @@ class Trainer:
                     self._run_epoch()
                     if self._interrupt_agreed():
                         raise TrainingInterrupted(self._interrupt)
-            except TrainingInterrupted as error:
-                self.status, self.stop_reason = "interrupted", f"interrupted by {error.signal_name} in epoch {self.epoch}"
-                self._call("on_exception", error)
-                raise
-            except NonFiniteError as error:
-                self.status, self.error = "failed", str(error)
-                self._call("on_exception", error)
-                raise
             except BaseException as error:
-                self.status = "failed"
-                self.error = f"{type(error).__name__}: {error}"
-                self._call("on_exception", error)
+                if isinstance(error, TrainingInterrupted):
+                    self.status = "interrupted"
+                    self.stop_reason = f"interrupted by {error.signal_name} in epoch {self.epoch}"
+                else:
+                    self.status = "failed"
+                    self.error = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+                self._call("on_exception", error)  # e.g. the checkpoint callback saves last.pt
+                self._wait_for_writes_quietly()
                 raise
         self.status = "stopped_early" if self.should_stop else "completed"
         if not self.should_stop:
             self.stop_reason = f"reached trainer.max_epochs={self.max_epochs}"
         self._call("on_fit_end")
         self._write_summary()
+        if self.writes_files:
+            self._writer.wait()  # checkpoints and metrics.json are on disk when fit returns
         return self.summary()
 
     def _run_epoch(self) -> None:
@@ -331,7 +333,7 @@ class Trainer:
         batches = self.train_batches
         group_samples = self._group_sizes(batches)
         self._epoch_complete = False
-        for batch_idx, (x, y, _) in enumerate(batches.batches(self.epoch, self._batches_done),
+        for batch_idx, (x, y) in enumerate(batches.batches(self.epoch, self._batches_done),
                                                          start=self._batches_done):
             if batch_idx % accumulate == 0:  # between optimizer steps
                 if self._interrupt is not None and not self.dist.active:
@@ -391,8 +393,7 @@ class Trainer:
 
     def _group_sizes(self, batches: TensorBatches) -> list[int]:
         """Global samples in each optimizer step of the epoch (each group of accumulated batches)."""
-        n, b, size = len(batches.x), batches.batch_size, self.accumulate_grad_batches
-        sizes = [min(b, n - i * b) for i in range(len(batches))]
+        sizes, size = batches.global_sizes(), self.accumulate_grad_batches
         return [sum(sizes[i:i + size]) for i in range(0, len(sizes), size)]
 
     def _gradient_sync(self, last_in_group: bool):
@@ -595,6 +596,14 @@ class Trainer:
             cb.on_save_checkpoint(self, state)
         return cpu_copy(state)
 
+    def _wait_for_writes_quietly(self) -> None:
+        """On the way out of an error: finish queued writes without hiding the error."""
+        if self.writes_files:
+            try:
+                self._writer.wait()
+            except Exception:
+                log.exception("a checkpoint or metrics file could not be written")
+
     def write_checkpoint(self, state: dict, path: str | Path) -> None:
         """Queue an atomic write of `state` to `path` (rank 0 only; off the training thread)."""
         if self.writes_files:
@@ -653,7 +662,7 @@ class Trainer:
     def summary(self) -> dict[str, Any]:
         """The run's record, as written to metrics.json."""
         last = self.history[-1] if self.history else {}
-        spec = self.data.spec if hasattr(self, "data") else None
+        spec = self.data.spec if self.data is not None else None
         return {
             "status": self.status,
             "stop_reason": self.stop_reason,
@@ -696,7 +705,7 @@ class Trainer:
             if self.error is None and not isinstance(error, TrainingInterrupted):
                 self.error = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
         summary = self.summary()
-        if hasattr(self, "head") and self.optimizer is not None:
+        if self.head is not None and self.optimizer is not None:
             summary["health"] = diagnose(summary, self.head.task, self.optimizer.param_groups[0]["lr"])
         for name, cb in self.callbacks.items():
             try:
@@ -705,7 +714,10 @@ class Trainer:
                 log.exception("callback %s failed at the end of the run", name)
         if self.writes_files:
             self._writer.submit(write_json, summary, self.run_dir / "metrics.json")
-            self._writer.wait()
+            if error is None:
+                self._writer.wait()
+            else:
+                self._wait_for_writes_quietly()
         return summary
 
     # ------------------------------------------------------------------ for callbacks

@@ -54,7 +54,7 @@ def run_lr_find(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrid
     stop = None
     while stop is None:
         epoch += 1
-        for x, y, _ in trainer.train_batches.batches(epoch):
+        for x, y in trainer.train_batches.batches(epoch):
             lr = optimizer.param_groups[0]["lr"]
             optimizer.zero_grad(set_to_none=True)
             with trainer.precision.autocast():

@@ -52,13 +52,28 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list
 
 
 # ---------------------------------------------------------------------- building blocks
+def instantiate(node, key: str, **kwargs):
+    """Hydra's instantiate, with failures reported against the config key that caused them."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    try:
+        return hydra_instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        target = node.get("_target_") if hasattr(node, "get") else None
+        detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(error).splitlines()[0]
+        raise UserError(f"{key}: building {target} failed: {detail}. Check the {key} settings "
+                        f"(`python -m trainer --cfg job` shows them).", key=key) from None
+
+
 def build_data(cfg: DictConfig):
     """Instantiate the data set and split / standardise it."""
-    from hydra.utils import instantiate
-
     from .data import ArrayData, DataModule
 
-    source = instantiate(cfg.dataset, _convert_="all")
+    source = instantiate(cfg.dataset, "dataset")
     if not isinstance(source, ArrayData):
         raise UserError(f"dataset._target_={cfg.dataset._target_} returned {type(source).__name__}; a dataset "
                         "config must build trainer.data.ArrayData.", key="dataset._target_")
@@ -69,31 +84,24 @@ def build_data(cfg: DictConfig):
 
 def build_model_and_loss(cfg: DictConfig, spec, class_counts, choices: dict[str, str]):
     """The loss first: it decides how many outputs the model needs for this task."""
-    from hydra.utils import instantiate
-
     from .losses import build_loss, head_for
 
-    loss = build_loss(instantiate(cfg.loss, _convert_="all"), spec.task, class_counts)
+    loss = build_loss(instantiate(cfg.loss, "loss"), spec.task, class_counts)
     head = head_for(loss, spec.task, spec.num_classes, spec.num_targets, choices.get("loss", "custom"),
                     choices.get("dataset", spec.name))
-    model = instantiate(cfg.model, input_shape=tuple(spec.input_shape), num_outputs=head.num_outputs,
-                        _convert_="all")
+    model = instantiate(cfg.model, "model", input_shape=tuple(spec.input_shape), num_outputs=head.num_outputs)
     return model, loss, head
 
 
 def build_callbacks(cfg: DictConfig) -> tuple[dict, dict]:
-    from hydra.utils import instantiate
-
-    callbacks = {name: instantiate(node, _convert_="all") for name, node in (cfg.get("callbacks") or {}).items()
+    callbacks = {name: instantiate(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()
                  if node is not None}
-    loggers = {"tensorboard": instantiate(cfg.logger, _convert_="all")} if cfg.get("logger") else {}
+    loggers = {"tensorboard": instantiate(cfg.logger, "logger")} if cfg.get("logger") else {}
     return callbacks, loggers
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str]):
     """Everything for a training run, composed from the config."""
-    from hydra.utils import instantiate
-
     from .loop import seed_everything
 
     seed_everything(cfg.trainer.seed)
@@ -105,14 +113,13 @@ def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overr
         node = OmegaConf.to_container(cfg.scheduler, resolve=True)
         interval = node.pop("interval", None)
         node.pop("monitor", None)
-        scheduler = instantiate(node, _convert_="all")
+        scheduler = instantiate(node, "scheduler")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     trainer = instantiate(
-        cfg.trainer, model=model, loss=loss, optimizer=instantiate(cfg.optimizer, _convert_="all"),
+        cfg.trainer, "trainer", model=model, loss=loss, optimizer=instantiate(cfg.optimizer, "optimizer"),
         scheduler=scheduler, scheduler_interval=interval, callbacks=callbacks, loggers=loggers,
         decay_bias_and_norm=cfg.param_groups.decay_bias_and_norm,
-        module_lr=OmegaConf.to_container(cfg.param_groups.module_lr), run_dir=run_dir,
-        _convert_="all")
+        module_lr=OmegaConf.to_container(cfg.param_groups.module_lr), run_dir=run_dir)
     trainer.config = resolved  # (not through instantiate: it would build the _target_ nodes inside)
     trainer.hparams = hyperparameters(cfg, choices, overrides)
     return trainer, data

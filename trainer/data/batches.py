@@ -19,11 +19,8 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 class TensorBatches:
-    """Training batches: `batches(epoch, start)` yields (x, y, weight) for this rank.
-
-    `weight` rescales the rank's mean loss so that DDP's gradient averaging gives the mean over
-    the whole global batch even when the ranks' shares differ by one sample (1.0 in one process).
-    """
+    """Training batches: `batches(epoch, start)` yields this rank's (x, y) of each global batch
+    (under DDP the ranks' shares differ by at most one sample)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = True,
                  seed: int = 0, rank: int = 0, world_size: int = 1, limit: int | None = None) -> None:
@@ -44,25 +41,24 @@ class TensorBatches:
         """Samples per epoch across all ranks."""
         return min(len(self.x), self.num_batches * self.batch_size)
 
-    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
+    def global_sizes(self) -> list[int]:
+        """Samples in each global batch of an epoch (all ranks together)."""
         n = len(self.x)
-        if self.shuffle:
-            order = epoch_permutation(n, self.seed, epoch).to(self.x.device)
-        else:
-            order = None
+        return [min(self.batch_size, n - b * self.batch_size) for b in range(self.num_batches)]
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.x)
+        order = epoch_permutation(n, self.seed, epoch).to(self.x.device) if self.shuffle else None
         for b in range(start, self.num_batches):
             lo, hi = b * self.batch_size, min(n, (b + 1) * self.batch_size)
             if self.world_size > 1:
                 size = hi - lo
                 lo, hi = lo + self.rank * size // self.world_size, lo + (self.rank + 1) * size // self.world_size
-                weight = (hi - lo) * self.world_size / size
-            else:
-                weight = 1.0
             if order is None:
-                yield self.x[lo:hi], self.y[lo:hi], weight
+                yield self.x[lo:hi], self.y[lo:hi]
             else:
                 idx = order[lo:hi]
-                yield self.x.index_select(0, idx), self.y.index_select(0, idx), weight
+                yield self.x.index_select(0, idx), self.y.index_select(0, idx)
 
 
 class EvalBatches:

@@ -128,6 +128,9 @@ def feature_names_of(columns: list[dict]) -> list[str]:
 def load_csv(path: str, target: str | None = None, task: str = "auto", features: list[str] | None = None,
              exclude: list[str] | None = None, delimiter: str = ",") -> ArrayData:
     """Load a CSV file; `target` names the column to predict."""
+    if path is None:
+        raise UserError("dataset=csv needs the file and the column to predict: dataset.path=<file.csv> "
+                        "dataset.target=<column>.", key="dataset.path")
     header, rows = read_table(path, delimiter)
     if target is None:
         raise UserError(f"dataset.target is not set: name the column to predict, one of: {', '.join(header)}. "

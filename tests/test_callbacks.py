@@ -1,0 +1,113 @@
+"""Early stopping, checkpoints and user callbacks."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from helpers import make_trainer, moons_data
+
+from trainer.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from trainer.checkpoints import load_checkpoint
+
+
+class _StubTrainer(SimpleNamespace):
+    def request_stop(self, reason):
+        self.stopped = reason
+
+
+def _feed(callback, values):
+    trainer = _StubTrainer(epoch=0, stopped=None, unwrapped_model=torch.nn.Linear(1, 1))
+    for value in values:
+        trainer.epoch += 1
+        callback.on_epoch_end(trainer, {"loss/val": value})
+        if trainer.stopped:
+            break
+    return trainer
+
+
+def test_patience_counts_epochs_without_improvement_beyond_min_delta():
+    stopper = EarlyStopping(patience=3, min_delta=0.01)
+    trainer = _feed(stopper, [1.0, 0.9, 0.895, 0.893, 0.891, 0.5])
+    assert trainer.epoch == 5 and stopper.best_epoch == 2
+    assert "no improvement in loss/val for 3 epochs" in trainer.stopped
+
+
+def test_stops_on_non_finite_metric_and_thresholds():
+    assert "not finite" in _feed(EarlyStopping(patience=10), [1.0, math.nan]).stopped
+    assert "stopping threshold" in _feed(EarlyStopping(stopping_threshold=0.2), [1.0, 0.5, 0.19, 0.1]).stopped
+    diverged = _feed(EarlyStopping(divergence_threshold=5.0), [1.0, 2.0, 6.0, 1.0])
+    assert diverged.epoch == 3 and "divergence" in diverged.stopped
+    up = EarlyStopping(monitor="accuracy/val", mode="auto", patience=1)
+    assert up.mode == "max"
+
+
+def test_early_stopping_restores_the_best_epochs_weights(tmp_path):
+    stopper, checkpoint = EarlyStopping(patience=3), ModelCheckpoint()
+    trainer, data = make_trainer(tmp_path, data=moons_data(120), hidden=(128, 128), lr=0.05, max_epochs=60,
+                                 callbacks={"early_stopping": stopper, "model_checkpoint": checkpoint})
+    trainer.fit(data)
+    assert trainer.status == "stopped_early" and trainer.epoch < 60
+    assert f"restored epoch {stopper.best_epoch}" in trainer.stop_reason
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert best["epoch"] == stopper.best_epoch
+    for name, value in trainer.unwrapped_model.state_dict().items():
+        assert torch.equal(value, best["model"][name])
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert last["epoch"] == trainer.epoch and last["callbacks"]["early_stopping"]["wait"] == 3
+
+
+def test_test_split_uses_the_best_checkpoint_without_restore(tmp_path):
+    checkpoint = ModelCheckpoint()
+    trainer, data = make_trainer(tmp_path, data=moons_data(120), hidden=(128, 128), lr=0.05, max_epochs=25,
+                                 callbacks={"model_checkpoint": checkpoint})
+    trainer.fit(data)
+    trainer.test(data)
+    assert trainer.tested_on == f"checkpoints/best.pt, epoch {checkpoint.best_epoch}"
+
+
+def test_top_k_keeps_the_k_best_epochs(tmp_path):
+    checkpoint = ModelCheckpoint(save_top_k=2)
+    trainer, data = make_trainer(tmp_path, max_epochs=6, callbacks={"ckpt": checkpoint})
+    trainer.fit(data)
+    trainer.finish()
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("epoch=*.pt"))
+    best_two = sorted(trainer.history, key=lambda h: h["loss/val"])[:2]
+    assert kept == sorted(f"epoch={h['epoch']:03d}-loss_val={h['loss/val']:.4f}.pt" for h in best_two)
+
+
+class CountingCallback(Callback):
+    """A user callback with state: the state travels in checkpoints."""
+
+    def __init__(self):
+        self.batches = 0
+
+    def on_train_batch_end(self, trainer, batch_idx, loss):
+        self.batches += 1
+
+    def state_dict(self):
+        return {"batches": self.batches}
+
+    def load_state_dict(self, state):
+        self.batches = state["batches"]
+
+
+def test_user_callback_state_is_saved_and_restored(tmp_path):
+    counter = CountingCallback()
+    trainer, data = make_trainer(tmp_path, max_epochs=2, callbacks={"counter": counter, "ckpt": ModelCheckpoint()})
+    trainer.fit(data)
+    trainer.finish()
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["callbacks"]["counter"] == {"batches": counter.batches}
+    again = CountingCallback()
+    trainer, data = make_trainer(tmp_path, max_epochs=3, resume=str(tmp_path),
+                                 callbacks={"counter": again, "ckpt": ModelCheckpoint()})
+    trainer.fit(data)
+    assert again.batches == counter.batches * 3 // 2
+
+
+def test_unknown_monitor_in_early_stopping_is_a_user_error(tmp_path):
+    from trainer.errors import UserError
+
+    trainer, data = make_trainer(tmp_path, callbacks={"es": EarlyStopping(monitor="acc/val")})
+    with pytest.raises(UserError, match="callbacks.early_stopping.monitor"):
+        trainer.fit(data)

@@ -1,0 +1,162 @@
+"""Precision, clipping, accumulation, and what happens when the loss goes NaN."""
+
+import functools
+import json
+
+import pytest
+import torch
+from helpers import make_trainer, moons_data
+from torch import nn
+
+from trainer.callbacks import Callback, ModelCheckpoint
+from trainer.checkpoints import load_checkpoint
+from trainer.errors import NonFiniteError, UserError
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+class DtypeProbe(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(2, 1)
+        self.dtypes = set()
+
+    def forward(self, x):
+        out = self.layer(x)
+        self.dtypes.add(out.dtype)
+        return out
+
+
+def test_bf16_autocast_runs_on_cpu_and_still_learns(tmp_path):
+    probe = DtypeProbe()
+    trainer, data = make_trainer(tmp_path, model=probe, precision="bf16-mixed", max_epochs=5, lr=0.05)
+    trainer.fit(data)
+    assert torch.bfloat16 in probe.dtypes
+    assert trainer.history[-1]["loss/train"] < trainer.history[0]["loss/train"]
+    assert probe.layer.weight.dtype == torch.float32  # master weights stay fp32
+
+
+def test_fp16_on_cpu_is_a_clear_error(tmp_path):
+    trainer, data = make_trainer(tmp_path, precision="16-mixed")
+    with pytest.raises(UserError, match="bf16-mixed"):
+        trainer.fit(data)
+
+
+class RecordingSGD(torch.optim.SGD):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.norms, self.max_abs = [], []
+
+    def step(self, closure=None):
+        grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+        self.norms.append(torch.norm(torch.stack([g.norm() for g in grads])).item())
+        self.max_abs.append(max(g.abs().max().item() for g in grads))
+        return super().step(closure)
+
+
+def test_clipping_by_norm_bounds_the_step_and_logs_the_norm_before(tmp_path):
+    trainer, data = make_trainer(tmp_path, optimizer=functools.partial(RecordingSGD, lr=0.1, foreach=True),
+                                 grad_clip={"norm": 0.01}, max_epochs=1)
+    trainer.fit(data)
+    assert max(trainer.optimizer.norms) <= 0.01 * (1 + 1e-4)
+    assert trainer.history[-1]["grad_norm"] > 0.01  # measured before clipping
+    trainer, data = make_trainer(tmp_path / "v", optimizer=functools.partial(RecordingSGD, lr=0.1, foreach=True),
+                                 grad_clip={"value": 0.001}, max_epochs=1)
+    trainer.fit(data)
+    assert max(trainer.optimizer.max_abs) <= 0.001 * (1 + 1e-6)  # float32 of 0.001
+
+
+def test_accumulating_4_batches_of_b_matches_one_batch_of_4b_for_sgd(tmp_path):
+    weights = []
+    for batch, accumulate in ((16, 4), (64, 1)):
+        trainer, data = make_trainer(tmp_path / str(batch), data=moons_data(400), batch_size=batch,
+                                     accumulate_grad_batches=accumulate, max_epochs=3,
+                                     optimizer=functools.partial(torch.optim.SGD, lr=0.3, foreach=True))
+        trainer.fit(data)
+        assert trainer.global_step == 3 * 5  # 280 samples: 4 full steps of 64 and a last one of 24
+        weights.append(trainer.unwrapped_model.state_dict())
+    for name in weights[0]:
+        torch.testing.assert_close(weights[0][name], weights[1][name], rtol=1e-5, atol=1e-6)
+
+
+def test_a_huge_learning_rate_stops_with_the_non_finite_message(tmp_path):
+    from trainer.data import DataModule
+    from trainer.data.synthetic import linear
+
+    trainer, data = make_trainer(tmp_path, data=DataModule(linear(n_samples=400)), max_epochs=30,
+                                 optimizer=functools.partial(torch.optim.SGD, lr=30.0, foreach=True),
+                                 callbacks={"ckpt": ModelCheckpoint()}, check_finite_every_n_steps=5)
+    with pytest.raises(NonFiniteError) as info:
+        trainer.fit(data)
+    message = str(info.value)
+    assert "non-finite" in message and "learning rate 30" in message and "optimizer steps" in message
+    summary = trainer.finish(error=info.value)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["status"] == "failed" and written["nonfinite"]["lr"] == 30.0
+    assert summary["health"][0]["kind"] == "divergence"
+    last = tmp_path / "checkpoints" / "last.pt"
+    if last.exists():  # whatever was saved is from a good epoch
+        state = load_checkpoint(last)
+        assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+class NaNEvery(nn.Module):
+    """A loss that is NaN for every k-th batch."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k, self.calls, self.inner = k, 0, nn.BCEWithLogitsLoss()
+        self.tasks, self.kind = ("binary",), "logit"
+
+    def forward(self, out, y):
+        loss = self.inner(out, y)
+        if torch.is_grad_enabled():  # training batches only
+            self.calls += 1
+            if self.calls % self.k == 0:
+                return loss * float("nan")
+        return loss
+
+
+def test_skip_drops_non_finite_batches_and_counts_them(tmp_path):
+    trainer, data = make_trainer(tmp_path, loss=NaNEvery(5), on_nonfinite="skip", max_epochs=2)
+    trainer.fit(data)
+    assert trainer.skipped_steps == (2 * len(trainer.train_batches)) // 5
+    assert all(torch.isfinite(p).all() for p in trainer.unwrapped_model.parameters())
+    assert trainer.global_step == 2 * len(trainer.train_batches) - trainer.skipped_steps
+
+
+def test_stop_is_the_default_for_a_nan_batch(tmp_path):
+    trainer, data = make_trainer(tmp_path, loss=NaNEvery(5), max_epochs=2)
+    with pytest.raises(NonFiniteError, match="between optimizer steps 0 and"):
+        trainer.fit(data)
+
+
+def test_anomaly_detection_and_deterministic_algorithms_are_switched_on(tmp_path):
+    seen = {}
+
+    class Look(Callback):
+        def on_train_epoch_start(self, trainer):
+            seen["anomaly"] = torch.is_anomaly_enabled()
+            seen["deterministic"] = torch.are_deterministic_algorithms_enabled()
+
+    trainer, data = make_trainer(tmp_path, callbacks={"look": Look()}, detect_anomaly=True, deterministic=True,
+                                 max_epochs=1)
+    trainer.fit(data)
+    assert seen == {"anomaly": True, "deterministic": True}
+    assert not torch.is_anomaly_enabled()
+
+
+@cuda
+def test_fp16_with_grad_scaler_on_cuda(tmp_path):
+    trainer, data = make_trainer(tmp_path, precision="16-mixed", device="cuda", max_epochs=3, lr=0.05,
+                                 grad_clip={"norm": 1.0})
+    trainer.fit(data)
+    assert trainer.precision.scaler is not None and trainer.precision.scaler.get_scale() > 0
+    assert trainer.history[-1]["loss/train"] < trainer.history[0]["loss/train"]
+
+
+@cuda
+def test_bf16_on_cuda_and_data_stays_on_the_device(tmp_path):
+    trainer, data = make_trainer(tmp_path, precision="bf16-mixed", device="cuda", max_epochs=2)
+    trainer.fit(data)
+    assert trainer.train_batches.x.is_cuda

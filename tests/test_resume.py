@@ -1,0 +1,65 @@
+"""Resume after an interruption ends bitwise equal to the uninterrupted run (CPU)."""
+
+import functools
+
+import pytest
+import torch
+from helpers import moons_data
+
+from trainer.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from trainer.errors import TrainingInterrupted
+
+
+class InterruptAt(Callback):
+    """Acts like SIGTERM arriving at the end of an epoch, or after a given batch."""
+
+    def __init__(self, epoch, batch=None):
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_end(self, trainer, batch_idx, loss):
+        if trainer.epoch == self.epoch and batch_idx == self.batch:
+            trainer._interrupt = "SIGTERM"
+
+    def on_epoch_end(self, trainer, logs):
+        if self.batch is None and trainer.epoch == self.epoch:
+            trainer._interrupt = "SIGTERM"
+
+
+def _fit(run_dir, interrupt=None, resume=None, accumulate=1):
+    callbacks = {"early_stopping": EarlyStopping(patience=4), "model_checkpoint": ModelCheckpoint()}
+    if interrupt is not None:
+        callbacks["interrupt"] = interrupt
+    from trainer import Trainer, seed_everything
+    from trainer.losses import auto
+    from trainer.models import MLP
+
+    seed_everything(0)
+    data = moons_data(300)
+    trainer = Trainer(MLP((2,), 1, hidden_sizes=[16, 16], dropout=0.2), auto("binary"),
+                      functools.partial(torch.optim.AdamW, lr=0.05),
+                      functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau, patience=1, factor=0.5),
+                      callbacks=callbacks, max_epochs=14, batch_size=16, run_dir=run_dir, resume=resume,
+                      accumulate_grad_batches=accumulate)
+    try:
+        trainer.fit(data)
+    except TrainingInterrupted as error:
+        trainer.finish(error=error)
+    return trainer
+
+
+@pytest.mark.parametrize("where,accumulate", [((3, None), 1), ((7, None), 1), ((5, 7), 1), ((4, 3), 2)])
+def test_interrupt_and_resume_equals_the_uninterrupted_run(tmp_path, where, accumulate):
+    reference = _fit(tmp_path / "reference", accumulate=accumulate)
+    run = tmp_path / "interrupted"
+    first = _fit(run, interrupt=InterruptAt(*where), accumulate=accumulate)
+    assert first.status == "interrupted"
+    if where[1] is None:  # cut at an epoch's end, with early stopping and the plateau mid-patience
+        assert first.callbacks["early_stopping"].wait == 1
+        assert first.schedule.scheduler.num_bad_epochs == 1
+    resumed = _fit(run, resume=str(run), accumulate=accumulate)
+    assert resumed.epoch == reference.epoch and resumed.global_step == reference.global_step
+    assert resumed.status == reference.status
+    for name, value in reference.unwrapped_model.state_dict().items():
+        assert torch.equal(value, resumed.unwrapped_model.state_dict()[name]), name
+    assert [h["loss/val"] for h in resumed.history] == [h["loss/val"] for h in reference.history]
+    assert resumed.optimizer.param_groups[0]["lr"] == reference.optimizer.param_groups[0]["lr"]
