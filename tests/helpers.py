@@ -19,8 +19,20 @@ def moons_data(n_samples: int = 400, seed: int = 0, **kwargs):
     return DataModule(moons(n_samples=n_samples, seed=seed), **kwargs)
 
 
-def make_trainer(run_dir, data=None, *, hidden=(16, 16), dropout=0.0, lr=0.01, optimizer=None, loss=None,
-                 callbacks=None, seed=0, model=None, **settings):
+def make_trainer(
+    run_dir,
+    data=None,
+    *,
+    hidden=(16, 16),
+    dropout=0.0,
+    lr=0.01,
+    optimizer=None,
+    loss=None,
+    callbacks=None,
+    seed=0,
+    model=None,
+    **settings,
+):
     """A small Trainer on moons (or `data`) for unit tests; `settings` go to Trainer."""
     import torch
 
@@ -34,12 +46,18 @@ def make_trainer(run_dir, data=None, *, hidden=(16, 16), dropout=0.0, lr=0.01, o
     if model is None:
         from trainer.losses import head_for
 
-        head = head_for(loss, data.spec.task, data.spec.num_classes, data.spec.num_targets, "loss", "data")
-        model = MLP(data.spec.input_shape, head.num_outputs, hidden_sizes=list(hidden), dropout=dropout)
+        head = head_for(
+            loss, data.spec.task, data.spec.num_classes, data.spec.num_targets, "loss", "data"
+        )
+        model = MLP(
+            data.spec.input_shape, head.num_outputs, hidden_sizes=list(hidden), dropout=dropout
+        )
     optimizer = optimizer or functools.partial(torch.optim.AdamW, lr=lr)
     settings.setdefault("max_epochs", 5)
     settings.setdefault("batch_size", 32)
-    trainer = Trainer(model, loss, optimizer, callbacks=callbacks, run_dir=run_dir, seed=seed, **settings)
+    trainer = Trainer(
+        model, loss, optimizer, callbacks=callbacks, run_dir=run_dir, seed=seed, **settings
+    )
     return trainer, data
 
 
@@ -53,8 +71,16 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def run_cli(args, tmp_path: Path, *, run_dir: Path | None = None, timeout: int = 300, cwd: Path | None = None,
-            check: bool | None = None, multirun: bool = False):
+def run_cli(
+    args,
+    tmp_path: Path,
+    *,
+    run_dir: Path | None = None,
+    timeout: int = 300,
+    cwd: Path | None = None,
+    check: bool | None = None,
+    multirun: bool = False,
+):
     """`python -m trainer <args>` with its run (or sweep) directory under tmp_path."""
     args = list(args)
     if multirun:
@@ -64,11 +90,19 @@ def run_cli(args, tmp_path: Path, *, run_dir: Path | None = None, timeout: int =
         target = run_dir or tmp_path / "run"
         if not any(a.startswith("hydra.run.dir=") for a in args):
             args.append(f"hydra.run.dir={target}")
-    result = subprocess.run([sys.executable, "-m", "trainer", *args], cwd=cwd or tmp_path, env=cli_env(),
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "trainer", *args],
+        cwd=cwd or tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     result.dir = target
     if check is True and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+        )
     return result
 
 

@@ -35,7 +35,10 @@ def test_patience_counts_epochs_without_improvement_beyond_min_delta():
 
 def test_stops_on_non_finite_metric_and_thresholds():
     assert "not finite" in _feed(EarlyStopping(patience=10), [1.0, math.nan]).stopped
-    assert "stopping threshold" in _feed(EarlyStopping(stopping_threshold=0.2), [1.0, 0.5, 0.19, 0.1]).stopped
+    assert (
+        "stopping threshold"
+        in _feed(EarlyStopping(stopping_threshold=0.2), [1.0, 0.5, 0.19, 0.1]).stopped
+    )
     diverged = _feed(EarlyStopping(divergence_threshold=5.0), [1.0, 2.0, 6.0, 1.0])
     assert diverged.epoch == 3 and "divergence" in diverged.stopped
     up = EarlyStopping(monitor="accuracy/val", mode="auto", patience=1)
@@ -44,8 +47,14 @@ def test_stops_on_non_finite_metric_and_thresholds():
 
 def test_early_stopping_restores_the_best_epochs_weights(tmp_path):
     stopper, checkpoint = EarlyStopping(patience=3), ModelCheckpoint()
-    trainer, data = make_trainer(tmp_path, data=moons_data(120), hidden=(128, 128), lr=0.05, max_epochs=60,
-                                 callbacks={"early_stopping": stopper, "model_checkpoint": checkpoint})
+    trainer, data = make_trainer(
+        tmp_path,
+        data=moons_data(120),
+        hidden=(128, 128),
+        lr=0.05,
+        max_epochs=60,
+        callbacks={"early_stopping": stopper, "model_checkpoint": checkpoint},
+    )
     trainer.fit(data)
     assert trainer.status == "stopped_early" and trainer.epoch < 60
     assert f"restored epoch {stopper.best_epoch}" in trainer.stop_reason
@@ -59,8 +68,14 @@ def test_early_stopping_restores_the_best_epochs_weights(tmp_path):
 
 def test_test_split_uses_the_best_checkpoint_without_restore(tmp_path):
     checkpoint = ModelCheckpoint()
-    trainer, data = make_trainer(tmp_path, data=moons_data(120), hidden=(128, 128), lr=0.05, max_epochs=25,
-                                 callbacks={"model_checkpoint": checkpoint})
+    trainer, data = make_trainer(
+        tmp_path,
+        data=moons_data(120),
+        hidden=(128, 128),
+        lr=0.05,
+        max_epochs=25,
+        callbacks={"model_checkpoint": checkpoint},
+    )
     trainer.fit(data)
     trainer.test(data)
     assert trainer.tested_on == f"checkpoints/best.pt, epoch {checkpoint.best_epoch}"
@@ -73,7 +88,9 @@ def test_top_k_keeps_the_k_best_epochs(tmp_path):
     trainer.finish()
     kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("epoch=*.pt"))
     best_two = sorted(trainer.history, key=lambda h: h["loss/val"])[:2]
-    assert kept == sorted(f"epoch={h['epoch']:03d}-loss_val={h['loss/val']:.4f}.pt" for h in best_two)
+    assert kept == sorted(
+        f"epoch={h['epoch']:03d}-loss_val={h['loss/val']:.4f}.pt" for h in best_two
+    )
 
 
 class CountingCallback(Callback):
@@ -94,13 +111,21 @@ class CountingCallback(Callback):
 
 def test_user_callback_state_is_saved_and_restored(tmp_path):
     counter = CountingCallback()
-    trainer, data = make_trainer(tmp_path, max_epochs=2, callbacks={"counter": counter, "ckpt": ModelCheckpoint()})
+    trainer, data = make_trainer(
+        tmp_path, max_epochs=2, callbacks={"counter": counter, "ckpt": ModelCheckpoint()}
+    )
     trainer.fit(data)
     trainer.finish()
-    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["callbacks"]["counter"] == {"batches": counter.batches}
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["callbacks"]["counter"] == {
+        "batches": counter.batches
+    }
     again = CountingCallback()
-    trainer, data = make_trainer(tmp_path, max_epochs=3, resume=str(tmp_path),
-                                 callbacks={"counter": again, "ckpt": ModelCheckpoint()})
+    trainer, data = make_trainer(
+        tmp_path,
+        max_epochs=3,
+        resume=str(tmp_path),
+        callbacks={"counter": again, "ckpt": ModelCheckpoint()},
+    )
     trainer.fit(data)
     assert again.batches == counter.batches * 3 // 2
 

@@ -74,4 +74,8 @@ def test_checkpoints_hold_plain_containers_and_load_with_weights_only(tmp_path):
     assert state["config"] == trainer.config
     assert state["data"]["feature_scaler"]["mean"] == data.feature_scaler.mean.tolist()
     assert set(state["rng"][0]) >= {"python", "numpy", "torch"}
-    assert state["epoch"] == 2 and state["epoch_complete"] and state["global_step"] == trainer.global_step
+    assert (
+        state["epoch"] == 2
+        and state["epoch_complete"]
+        and state["global_step"] == trainer.global_step
+    )

@@ -21,12 +21,18 @@ def compose_config(*overrides):
 
 
 def all_options():
-    return [(group, path.stem) for group in GROUPS for path in sorted((config_dir() / group).glob("*.yaml"))]
+    return [
+        (group, path.stem)
+        for group in GROUPS
+        for path in sorted((config_dir() / group).glob("*.yaml"))
+    ]
 
 
 @pytest.mark.parametrize("group,option", all_options())
 def test_every_option_composes_and_validates(group, option):
-    extra = ["dataset.path=x.csv", "dataset.target=y"] if (group, option) == ("dataset", "csv") else []
+    extra = (
+        ["dataset.path=x.csv", "dataset.target=y"] if (group, option) == ("dataset", "csv") else []
+    )
     cfg = compose_config(f"{group}={option}", *extra)
     validate(cfg)
 
@@ -37,25 +43,32 @@ def test_every_option_has_a_description_and_every_setting_a_comment():
         assert text[0].startswith("# "), f"{group}/{option}.yaml needs a one-line description first"
         for line in text:
             bare = line.split("#")[0].strip()
-            if bare and not bare.startswith(("_target_", "_partial_", "defaults", "-")) and not bare.endswith(":"):
+            if (
+                bare
+                and not bare.startswith(("_target_", "_partial_", "defaults", "-"))
+                and not bare.endswith(":")
+            ):
                 assert "#" in line, f"{group}/{option}.yaml: '{line.strip()}' needs a comment"
 
 
-@pytest.mark.parametrize("override,key,text", [
-    ("optimizer.lr=abc", "optimizer.lr", "not a number"),
-    ("optimizer.lr=-0.1", "optimizer.lr", "must be > 0"),
-    ("optimizer.weight_decay=-1", "optimizer.weight_decay", ">= 0"),
-    ("+optimizer.momentun=0.9", "optimizer.momentun", "not an argument of torch.optim.AdamW"),
-    ("trainer.max_epochs=abc", "trainer.max_epochs", "could not be converted"),
-    ("trainer.batch_size=0", "trainer.batch_size", "positive"),
-    ("data.split=[0.5,0.3,0.3]", "data.split", "sum to 1"),
-    ("data.split=[0.7,0.3]", "data.split", "three positive fractions"),
-    ("mode=fit", "mode", "train, test, predict, lr_find"),
-    ("model.dropout=1.5", "model.dropout", "[0, 1)"),
-    ("dataset.noise=-1", "dataset.noise", ">= 0"),
-    ("callbacks.early_stopping.patience=-2", "callbacks.early_stopping.patience", ">= 0"),
-    ("trainer.mode=maximum", "trainer.mode", "auto, min or max"),
-])
+@pytest.mark.parametrize(
+    "override,key,text",
+    [
+        ("optimizer.lr=abc", "optimizer.lr", "not a number"),
+        ("optimizer.lr=-0.1", "optimizer.lr", "must be > 0"),
+        ("optimizer.weight_decay=-1", "optimizer.weight_decay", ">= 0"),
+        ("+optimizer.momentun=0.9", "optimizer.momentun", "not an argument of torch.optim.AdamW"),
+        ("trainer.max_epochs=abc", "trainer.max_epochs", "could not be converted"),
+        ("trainer.batch_size=0", "trainer.batch_size", "positive"),
+        ("data.split=[0.5,0.3,0.3]", "data.split", "sum to 1"),
+        ("data.split=[0.7,0.3]", "data.split", "three positive fractions"),
+        ("mode=fit", "mode", "train, test, predict, lr_find"),
+        ("model.dropout=1.5", "model.dropout", "[0, 1)"),
+        ("dataset.noise=-1", "dataset.noise", ">= 0"),
+        ("callbacks.early_stopping.patience=-2", "callbacks.early_stopping.patience", ">= 0"),
+        ("trainer.mode=maximum", "trainer.mode", "auto, min or max"),
+    ],
+)
 def test_bad_values_name_their_key(override, key, text):
     cfg = compose_config(override)
     with pytest.raises(UserError) as info:

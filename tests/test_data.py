@@ -67,7 +67,10 @@ def test_standardisation_uses_train_statistics_only():
     np.testing.assert_allclose(data.arrays["train"][0][:, 0].std(), 1.0, atol=1e-4)
     assert np.all(data.arrays["val"][0][:, 1] == 0.0)  # constant column: std 1, maps to 0
     # the validation split is not standardised with its own statistics
-    assert abs(data.arrays["val"][0][:, 0].mean()) > 0 or abs(data.arrays["val"][0][:, 0].std() - 1) > 1e-3
+    assert (
+        abs(data.arrays["val"][0][:, 0].mean()) > 0
+        or abs(data.arrays["val"][0][:, 0].std() - 1) > 1e-3
+    )
 
 
 def test_regression_targets_standardised_and_invertible():
@@ -75,7 +78,9 @@ def test_regression_targets_standardised_and_invertible():
     y_train = data.arrays["train"][1]
     assert abs(float(y_train.mean())) < 1e-5
     original = data.target_scaler.inverse(y_train)[:, 0]
-    np.testing.assert_allclose(original, data.source.targets[data.indices["train"]], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        original, data.source.targets[data.indices["train"]], rtol=1e-4, atol=1e-4
+    )
 
 
 def test_missing_values_filled_with_train_mean():
@@ -91,7 +96,10 @@ def _write(path, text):
 
 
 def test_csv_infers_task_encodes_text_and_reports_bad_columns(tmp_path):
-    rows = "\n".join(f"{i},{i % 7 * 0.5},{'red' if i % 2 else 'blue'},{'yes' if i % 3 else 'no'}" for i in range(60))
+    rows = "\n".join(
+        f"{i},{i % 7 * 0.5},{'red' if i % 2 else 'blue'},{'yes' if i % 3 else 'no'}"
+        for i in range(60)
+    )
     path = _write(tmp_path / "d.csv", "id,size,colour,label\n" + rows + "\n")
     data = load_csv(path, target="label", exclude=["id"])
     assert data.task == "binary" and data.class_names == ["no", "yes"]
@@ -139,4 +147,6 @@ def test_ddp_shards_split_every_global_batch_between_ranks():
     # a last global batch smaller than the number of ranks would leave a rank empty: dropped
     assert TensorBatches(torch.zeros(17, 1), torch.zeros(17), 8, world_size=2).num_batches == 2
     shards = [EvalBatches(x, y, 3, rank=r, world_size=3) for r in range(3)]
-    assert sorted(torch.cat([b[1] for s in shards for b in s.batches()]).tolist()) == list(range(20))
+    assert sorted(torch.cat([b[1] for s in shards for b in s.batches()]).tolist()) == list(
+        range(20)
+    )

@@ -21,7 +21,9 @@ class Probe(nn.Module):
         self.calls = []
 
     def forward(self, x):
-        self.calls.append((self.training, torch.is_grad_enabled(), torch.is_inference_mode_enabled()))
+        self.calls.append(
+            (self.training, torch.is_grad_enabled(), torch.is_inference_mode_enabled())
+        )
         return self.inner(x)
 
 
@@ -40,7 +42,9 @@ class Events(Callback):
 
 
 def test_moons_mlp_learns_with_defaults(tmp_path):
-    trainer, data = make_trainer(tmp_path, data=moons_data(1000), hidden=(64, 64), lr=3e-3, max_epochs=30)
+    trainer, data = make_trainer(
+        tmp_path, data=moons_data(1000), hidden=(64, 64), lr=3e-3, max_epochs=30
+    )
     trainer.fit(data)
     assert trainer.best["metrics"]["accuracy/val"] >= 0.95
     assert trainer.test(data)["accuracy"] >= 0.95
@@ -54,7 +58,7 @@ def test_train_mode_for_training_eval_and_inference_mode_for_evaluation(tmp_path
     trainer, data = make_trainer(tmp_path, model=probe, callbacks={"events": events}, max_epochs=2)
     trainer.fit(data)
     train_calls = 2 * len(trainer.train_batches)
-    assert all(call == (True, True, False) for call in probe.calls[:len(trainer.train_batches)])
+    assert all(call == (True, True, False) for call in probe.calls[: len(trainer.train_batches)])
     evaluation = [c for c in probe.calls if not c[0]]
     assert len(probe.calls) - len(evaluation) == train_calls
     assert evaluation and all(c == (False, False, True) for c in evaluation)
@@ -78,8 +82,13 @@ def test_zero_grad_comes_before_each_backward_and_step_after(tmp_path):
         def on_after_backward(self, trainer):
             order.append("backward")
 
-    trainer, data = make_trainer(tmp_path, optimizer=functools.partial(Recording, lr=0.1, foreach=True),
-                                 callbacks={"b": Backward()}, max_epochs=1, accumulate_grad_batches=2)
+    trainer, data = make_trainer(
+        tmp_path,
+        optimizer=functools.partial(Recording, lr=0.1, foreach=True),
+        callbacks={"b": Backward()},
+        max_epochs=1,
+        accumulate_grad_batches=2,
+    )
     trainer.fit(data)
     assert order[:8] == ["zero_grad", "backward", "backward", "step"] * 2
     assert order.count("step") == trainer.global_step == trainer.steps_per_epoch
@@ -92,7 +101,9 @@ def test_validation_metrics_cover_the_whole_split(tmp_path):
     with torch.no_grad():
         logits = trainer.unwrapped_model(torch.from_numpy(x))
     accuracy = ((logits[:, 0] > 0).numpy() == y).mean()
-    loss = nn.functional.binary_cross_entropy_with_logits(logits[:, 0], torch.from_numpy(y).float()).item()
+    loss = nn.functional.binary_cross_entropy_with_logits(
+        logits[:, 0], torch.from_numpy(y).float()
+    ).item()
     assert trainer.history[-1]["accuracy/val"] == pytest.approx(accuracy)
     assert trainer.history[-1]["loss/val"] == pytest.approx(loss, rel=1e-5)
 
@@ -100,7 +111,9 @@ def test_validation_metrics_cover_the_whole_split(tmp_path):
 def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
     runs = []
     for seed in (1, 1, 2):
-        trainer, data = make_trainer(tmp_path / str(len(runs)), seed=seed, dropout=0.2, max_epochs=3)
+        trainer, data = make_trainer(
+            tmp_path / str(len(runs)), seed=seed, dropout=0.2, max_epochs=3
+        )
         trainer.fit(data)
         runs.append([h["loss/train"] for h in trainer.history])
     assert runs[0] == runs[1]
@@ -115,7 +128,16 @@ def test_metrics_file_holds_the_required_fields(tmp_path):
     trainer.test(data)
     summary = trainer.finish()
     written = json.loads((tmp_path / "metrics.json").read_text())
-    for key in ("best_val_metric", "best_epoch", "final", "test", "epochs_run", "wall_time_s", "status", "history"):
+    for key in (
+        "best_val_metric",
+        "best_epoch",
+        "final",
+        "test",
+        "epochs_run",
+        "wall_time_s",
+        "status",
+        "history",
+    ):
         assert key in written
     assert written["status"] == "completed" and written["epochs_run"] == 3
     assert written["final"]["val"]["accuracy"] == summary["history"][-1]["accuracy/val"]
@@ -129,11 +151,19 @@ def test_monitor_must_be_a_metric_of_the_run(tmp_path):
 
 
 def test_limits_and_overfit_batches(tmp_path):
-    trainer, data = make_trainer(tmp_path, limit_train_batches=3, limit_val_batches=0.5, max_epochs=1)
+    trainer, data = make_trainer(
+        tmp_path, limit_train_batches=3, limit_val_batches=0.5, max_epochs=1
+    )
     trainer.fit(data)
     assert trainer.global_step == 3
-    trainer, data = make_trainer(tmp_path / "overfit", overfit_batches=1, batch_size=16, lr=0.03,
-                                 hidden=(64, 64), max_epochs=150)
+    trainer, data = make_trainer(
+        tmp_path / "overfit",
+        overfit_batches=1,
+        batch_size=16,
+        lr=0.03,
+        hidden=(64, 64),
+        max_epochs=150,
+    )
     trainer.fit(data)
     assert trainer.history[-1]["loss/train"] < 0.05  # a working model memorises one batch
     assert trainer.history[-1]["loss/val"] < 0.05  # ... and is validated on that very batch
@@ -144,8 +174,13 @@ def test_fast_dev_run_runs_one_batch_each_and_writes_nothing(tmp_path):
     from trainer.callbacks import ModelCheckpoint, TensorBoardLogger
 
     run_dir = tmp_path / "run"
-    trainer, data = make_trainer(run_dir, fast_dev_run=True, max_epochs=10,
-                                 callbacks={"ckpt": ModelCheckpoint()}, loggers=[TensorBoardLogger()])
+    trainer, data = make_trainer(
+        run_dir,
+        fast_dev_run=True,
+        max_epochs=10,
+        callbacks={"ckpt": ModelCheckpoint()},
+        loggers=[TensorBoardLogger()],
+    )
     trainer.fit(data)
     trainer.test(data)
     trainer.finish()

@@ -20,8 +20,10 @@ def test_auto_picks_the_conventional_loss_and_output_count():
     assert head_for(nn.MSELoss(), "regression", None, 3, "mse", "x").num_outputs == 3
 
 
-@pytest.mark.parametrize("loss,task", [(BCEWithLogits(), "multiclass"), (nn.MSELoss(), "binary"),
-                                       (CrossEntropy(), "regression")])
+@pytest.mark.parametrize(
+    "loss,task",
+    [(BCEWithLogits(), "multiclass"), (nn.MSELoss(), "binary"), (CrossEntropy(), "regression")],
+)
 def test_a_loss_that_does_not_fit_the_task_names_the_valid_ones(loss, task):
     with pytest.raises(UserError, match="Valid losses here"):
         head_for(loss, task, 3 if task != "regression" else None, 1, "the_loss", "the_data")
@@ -30,7 +32,9 @@ def test_a_loss_that_does_not_fit_the_task_names_the_valid_ones(loss, task):
 def test_focal_with_gamma_zero_is_cross_entropy_and_down_weights_easy_examples():
     logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]])
     target = torch.tensor([0, 2])
-    assert torch.allclose(Focal(gamma=0.0, task="multiclass")(logits, target), F.cross_entropy(logits, target))
+    assert torch.allclose(
+        Focal(gamma=0.0, task="multiclass")(logits, target), F.cross_entropy(logits, target)
+    )
     assert Focal(gamma=2.0, task="multiclass")(logits, target) < F.cross_entropy(logits, target)
     binary = Focal(gamma=0.0, task="binary")
     logit, y = torch.tensor([[0.3], [-2.0]]), torch.tensor([[1.0], [0.0]])
@@ -40,9 +44,15 @@ def test_focal_with_gamma_zero_is_cross_entropy_and_down_weights_easy_examples()
 def test_nll_equals_cross_entropy_on_logits_and_balanced_weights_follow_counts():
     logits, target = torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 0, 1])
     assert torch.allclose(NLL()(logits, target), F.cross_entropy(logits, target))
-    loss = build_loss(functools.partial(CrossEntropy, class_weights="balanced"), "multiclass", np.array([60, 30, 10]))
+    loss = build_loss(
+        functools.partial(CrossEntropy, class_weights="balanced"),
+        "multiclass",
+        np.array([60, 30, 10]),
+    )
     assert loss.weight.tolist() == pytest.approx([100 / 180, 100 / 90, 100 / 30])
-    bce = build_loss(functools.partial(BCEWithLogits, pos_weight="balanced"), "binary", np.array([80, 20]))
+    bce = build_loss(
+        functools.partial(BCEWithLogits, pos_weight="balanced"), "binary", np.array([80, 20])
+    )
     assert bce.pos_weight.item() == pytest.approx(4.0)
     assert build_loss(CrossEntropy, "multiclass", np.array([60, 30, 10])).weight is None
     with pytest.raises(UserError, match="label_smoothing"):

@@ -12,7 +12,9 @@ def test_models_map_inputs_to_the_requested_outputs():
     mlp = MLP((2,), 1, hidden_sizes=[8, 8], dropout=0.1, batch_norm=True, activation="gelu")
     assert mlp(torch.zeros(4, 2)).shape == (4, 1)
     kinds = [type(m).__name__ for m in mlp.layers]
-    assert kinds.count("BatchNorm1d") == 2 and kinds.count("Dropout") == 2 and kinds.count("GELU") == 2
+    assert (
+        kinds.count("BatchNorm1d") == 2 and kinds.count("Dropout") == 2 and kinds.count("GELU") == 2
+    )
     cnn = CNN((1, 8, 8), 10)
     assert cnn(torch.zeros(3, 64)).shape == (3, 10)  # flat pixels are reshaped to images
 

@@ -29,7 +29,9 @@ class DtypeProbe(nn.Module):
 
 def test_bf16_autocast_runs_on_cpu_and_still_learns(tmp_path):
     probe = DtypeProbe()
-    trainer, data = make_trainer(tmp_path, model=probe, precision="bf16-mixed", max_epochs=5, lr=0.05)
+    trainer, data = make_trainer(
+        tmp_path, model=probe, precision="bf16-mixed", max_epochs=5, lr=0.05
+    )
     trainer.fit(data)
     assert torch.bfloat16 in probe.dtypes
     assert trainer.history[-1]["loss/train"] < trainer.history[0]["loss/train"]
@@ -55,13 +57,21 @@ class RecordingSGD(torch.optim.SGD):
 
 
 def test_clipping_by_norm_bounds_the_step_and_logs_the_norm_before(tmp_path):
-    trainer, data = make_trainer(tmp_path, optimizer=functools.partial(RecordingSGD, lr=0.1, foreach=True),
-                                 grad_clip={"norm": 0.01}, max_epochs=1)
+    trainer, data = make_trainer(
+        tmp_path,
+        optimizer=functools.partial(RecordingSGD, lr=0.1, foreach=True),
+        grad_clip={"norm": 0.01},
+        max_epochs=1,
+    )
     trainer.fit(data)
     assert max(trainer.optimizer.norms) <= 0.01 * (1 + 1e-4)
     assert trainer.history[-1]["grad_norm"] > 0.01  # measured before clipping
-    trainer, data = make_trainer(tmp_path / "v", optimizer=functools.partial(RecordingSGD, lr=0.1, foreach=True),
-                                 grad_clip={"value": 0.001}, max_epochs=1)
+    trainer, data = make_trainer(
+        tmp_path / "v",
+        optimizer=functools.partial(RecordingSGD, lr=0.1, foreach=True),
+        grad_clip={"value": 0.001},
+        max_epochs=1,
+    )
     trainer.fit(data)
     assert max(trainer.optimizer.max_abs) <= 0.001 * (1 + 1e-6)  # float32 of 0.001
 
@@ -69,9 +79,14 @@ def test_clipping_by_norm_bounds_the_step_and_logs_the_norm_before(tmp_path):
 def test_accumulating_4_batches_of_b_matches_one_batch_of_4b_for_sgd(tmp_path):
     weights = []
     for batch, accumulate in ((16, 4), (64, 1)):
-        trainer, data = make_trainer(tmp_path / str(batch), data=moons_data(400), batch_size=batch,
-                                     accumulate_grad_batches=accumulate, max_epochs=3,
-                                     optimizer=functools.partial(torch.optim.SGD, lr=0.3, foreach=True))
+        trainer, data = make_trainer(
+            tmp_path / str(batch),
+            data=moons_data(400),
+            batch_size=batch,
+            accumulate_grad_batches=accumulate,
+            max_epochs=3,
+            optimizer=functools.partial(torch.optim.SGD, lr=0.3, foreach=True),
+        )
         trainer.fit(data)
         assert trainer.global_step == 3 * 5  # 280 samples: 4 full steps of 64 and a last one of 24
         weights.append(trainer.unwrapped_model.state_dict())
@@ -83,13 +98,20 @@ def test_a_huge_learning_rate_stops_with_the_non_finite_message(tmp_path):
     from trainer.data import DataModule
     from trainer.data.synthetic import linear
 
-    trainer, data = make_trainer(tmp_path, data=DataModule(linear(n_samples=400)), max_epochs=30,
-                                 optimizer=functools.partial(torch.optim.SGD, lr=30.0, foreach=True),
-                                 callbacks={"ckpt": ModelCheckpoint()}, check_finite_every_n_steps=5)
+    trainer, data = make_trainer(
+        tmp_path,
+        data=DataModule(linear(n_samples=400)),
+        max_epochs=30,
+        optimizer=functools.partial(torch.optim.SGD, lr=30.0, foreach=True),
+        callbacks={"ckpt": ModelCheckpoint()},
+        check_finite_every_n_steps=5,
+    )
     with pytest.raises(NonFiniteError) as info:
         trainer.fit(data)
     message = str(info.value)
-    assert "non-finite" in message and "learning rate 30" in message and "optimizer steps" in message
+    assert (
+        "non-finite" in message and "learning rate 30" in message and "optimizer steps" in message
+    )
     summary = trainer.finish(error=info.value)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["status"] == "failed" and written["nonfinite"]["lr"] == 30.0
@@ -139,8 +161,9 @@ def test_anomaly_detection_and_deterministic_algorithms_are_switched_on(tmp_path
             seen["anomaly"] = torch.is_anomaly_enabled()
             seen["deterministic"] = torch.are_deterministic_algorithms_enabled()
 
-    trainer, data = make_trainer(tmp_path, callbacks={"look": Look()}, detect_anomaly=True, deterministic=True,
-                                 max_epochs=1)
+    trainer, data = make_trainer(
+        tmp_path, callbacks={"look": Look()}, detect_anomaly=True, deterministic=True, max_epochs=1
+    )
     trainer.fit(data)
     assert seen == {"anomaly": True, "deterministic": True}
     assert not torch.is_anomaly_enabled()
@@ -148,8 +171,14 @@ def test_anomaly_detection_and_deterministic_algorithms_are_switched_on(tmp_path
 
 @cuda
 def test_fp16_with_grad_scaler_on_cuda(tmp_path):
-    trainer, data = make_trainer(tmp_path, precision="16-mixed", device="cuda", max_epochs=3, lr=0.05,
-                                 grad_clip={"norm": 1.0})
+    trainer, data = make_trainer(
+        tmp_path,
+        precision="16-mixed",
+        device="cuda",
+        max_epochs=3,
+        lr=0.05,
+        grad_clip={"norm": 1.0},
+    )
     trainer.fit(data)
     assert trainer.precision.scaler is not None and trainer.precision.scaler.get_scale() > 0
     assert trainer.history[-1]["loss/train"] < trainer.history[0]["loss/train"]

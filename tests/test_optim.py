@@ -22,8 +22,12 @@ def test_biases_and_norm_weights_can_skip_weight_decay():
 
 def test_module_learning_rates_and_unknown_prefixes():
     model = MLP((4,), 2, hidden_sizes=[8])
-    optimizer = build_optimizer(functools.partial(torch.optim.SGD, lr=0.1), model, torch.device("cpu"),
-                                module_lr={"layers.3": 0.01})
+    optimizer = build_optimizer(
+        functools.partial(torch.optim.SGD, lr=0.1),
+        model,
+        torch.device("cpu"),
+        module_lr={"layers.3": 0.01},
+    )
     rates = {g["name"]: g["lr"] for g in optimizer.param_groups}
     assert rates == {"default": 0.1, "layers.3": 0.01}
     with pytest.raises(UserError, match="matches no parameter"):
@@ -32,7 +36,13 @@ def test_module_learning_rates_and_unknown_prefixes():
 
 def test_fused_kernels_are_used_unless_the_config_chose():
     model = MLP((4,), 2)
-    assert build_optimizer(functools.partial(torch.optim.AdamW, lr=1e-3), model, torch.device("cpu")).defaults["fused"]
-    chosen = build_optimizer(functools.partial(torch.optim.AdamW, lr=1e-3, foreach=True), model, torch.device("cpu"))
+    assert build_optimizer(
+        functools.partial(torch.optim.AdamW, lr=1e-3), model, torch.device("cpu")
+    ).defaults["fused"]
+    chosen = build_optimizer(
+        functools.partial(torch.optim.AdamW, lr=1e-3, foreach=True), model, torch.device("cpu")
+    )
     assert not chosen.defaults["fused"]
-    assert build_optimizer(functools.partial(torch.optim.RMSprop, lr=1e-3), model, torch.device("cpu"))
+    assert build_optimizer(
+        functools.partial(torch.optim.RMSprop, lr=1e-3), model, torch.device("cpu")
+    )

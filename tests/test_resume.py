@@ -35,11 +35,18 @@ def _fit(run_dir, interrupt=None, resume=None, accumulate=1):
 
     seed_everything(0)
     data = moons_data(300)
-    trainer = Trainer(MLP((2,), 1, hidden_sizes=[16, 16], dropout=0.2), auto("binary"),
-                      functools.partial(torch.optim.AdamW, lr=0.05),
-                      functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau, patience=1, factor=0.5),
-                      callbacks=callbacks, max_epochs=14, batch_size=16, run_dir=run_dir, resume=resume,
-                      accumulate_grad_batches=accumulate)
+    trainer = Trainer(
+        MLP((2,), 1, hidden_sizes=[16, 16], dropout=0.2),
+        auto("binary"),
+        functools.partial(torch.optim.AdamW, lr=0.05),
+        functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau, patience=1, factor=0.5),
+        callbacks=callbacks,
+        max_epochs=14,
+        batch_size=16,
+        run_dir=run_dir,
+        resume=resume,
+        accumulate_grad_batches=accumulate,
+    )
     try:
         trainer.fit(data)
     except TrainingInterrupted as error:
@@ -47,7 +54,9 @@ def _fit(run_dir, interrupt=None, resume=None, accumulate=1):
     return trainer
 
 
-@pytest.mark.parametrize("where,accumulate", [((3, None), 1), ((7, None), 1), ((5, 7), 1), ((4, 3), 2)])
+@pytest.mark.parametrize(
+    "where,accumulate", [((3, None), 1), ((7, None), 1), ((5, 7), 1), ((4, 3), 2)]
+)
 def test_interrupt_and_resume_equals_the_uninterrupted_run(tmp_path, where, accumulate):
     reference = _fit(tmp_path / "reference", accumulate=accumulate)
     run = tmp_path / "interrupted"

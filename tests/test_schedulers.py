@@ -15,14 +15,18 @@ def _optimizer(lr=1.0):
 
 
 def test_lengths_default_to_the_run_and_intervals_to_the_scheduler_kind():
-    cosine = build_schedule(functools.partial(CosineAnnealingLR, T_max=None), _optimizer(), None, 10, 7)
+    cosine = build_schedule(
+        functools.partial(CosineAnnealingLR, T_max=None), _optimizer(), None, 10, 7
+    )
     assert cosine.interval == "epoch" and cosine.scheduler.T_max == 7
     onecycle = build_schedule(functools.partial(OneCycleLR, max_lr=1.0), _optimizer(), None, 10, 7)
     assert onecycle.interval == "step" and onecycle.scheduler.total_steps == 70
     for _ in range(70):  # exactly the run's steps: no "stepped too many times" error
         onecycle.scheduler.optimizer.step()
         onecycle.scheduler.step()
-    per_step_cosine = build_schedule(functools.partial(CosineAnnealingLR, T_max=None), _optimizer(), "step", 10, 7)
+    per_step_cosine = build_schedule(
+        functools.partial(CosineAnnealingLR, T_max=None), _optimizer(), "step", 10, 7
+    )
     assert per_step_cosine.scheduler.T_max == 70
     step = build_schedule(functools.partial(StepLR, gamma=0.5), _optimizer(), None, 10, 9)
     assert step.scheduler.step_size == 3
@@ -33,7 +37,9 @@ def test_plateau_cannot_step_per_batch_and_missing_arguments_are_named():
     with pytest.raises(UserError, match="plateau"):
         build_schedule(plateau, _optimizer(), "step", 10, 5)
     with pytest.raises(UserError, match="scheduler.gamma"):
-        build_schedule(functools.partial(torch.optim.lr_scheduler.ExponentialLR), _optimizer(), None, 10, 5)
+        build_schedule(
+            functools.partial(torch.optim.lr_scheduler.ExponentialLR), _optimizer(), None, 10, 5
+        )
 
 
 def test_warmup_cosine_rises_linearly_then_decays_to_the_floor():

@@ -21,8 +21,15 @@ from .errors import UserError
 from .files import atomic_write, write_json
 from .paths import resolve_checkpoint, run_dir_of
 
-__all__ = ["BackgroundWriter", "atomic_write", "load_checkpoint", "resolve_checkpoint", "run_dir_of",
-           "save_checkpoint", "write_json"]
+__all__ = [
+    "BackgroundWriter",
+    "atomic_write",
+    "load_checkpoint",
+    "resolve_checkpoint",
+    "run_dir_of",
+    "save_checkpoint",
+    "write_json",
+]
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
@@ -61,7 +68,9 @@ class BackgroundWriter:
     def submit(self, write, *args) -> None:
         self._raise_pending()
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._work, name="checkpoint-writer", daemon=True)
+            self._thread = threading.Thread(
+                target=self._work, name="checkpoint-writer", daemon=True
+            )
             self._thread.start()
             atexit.register(self._drain)  # never let the interpreter exit in the middle of a write
         self._queue.put((write, args))
@@ -96,8 +105,12 @@ def rng_state() -> dict:
     np_state = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -108,8 +121,15 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     random.setstate(_as_tuple(state["python"]))
     np_state = state["numpy"]
-    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
-                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    np.random.set_state(
+        (
+            "MT19937",
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -125,19 +145,36 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
-        raise UserError(f"trainer.resume: no such checkpoint: '{path}'.", key="trainer.resume") from None
+        raise UserError(
+            f"trainer.resume: no such checkpoint: '{path}'.", key="trainer.resume"
+        ) from None
     except Exception as error:  # UnpicklingError for unsafe content, RuntimeError for corrupt zips
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
-        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)|Unsupported operand \S+|WeightsUnpickler error: (.*)", text)
+        unsafe = re.search(
+            r"Unsupported global: GLOBAL (\S+)|Unsupported operand \S+|WeightsUnpickler error: (.*)",
+            text,
+        )
         if unsafe or "weights_only" in text:
-            what = unsafe.group(0).replace("WeightsUnpickler error: ", "") if unsafe else "a non-tensor object"
-            raise UserError(f"refused to load '{path}': it is not a plain checkpoint ({what}), and loading it "
-                            "could execute code. Only load checkpoints written by this tool from a source you "
-                            "trust.", key="trainer.resume") from None
+            what = (
+                unsafe.group(0).replace("WeightsUnpickler error: ", "")
+                if unsafe
+                else "a non-tensor object"
+            )
+            raise UserError(
+                f"refused to load '{path}': it is not a plain checkpoint ({what}), and loading it "
+                "could execute code. Only load checkpoints written by this tool from a source you "
+                "trust.",
+                key="trainer.resume",
+            ) from None
         first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-        raise UserError(f"'{path}' is not a readable checkpoint ({first}); it may be truncated or corrupt. "
-                        "Resume from another one, e.g. checkpoints/best.pt.", key="trainer.resume") from None
+        raise UserError(
+            f"'{path}' is not a readable checkpoint ({first}); it may be truncated or corrupt. "
+            "Resume from another one, e.g. checkpoints/best.pt.",
+            key="trainer.resume",
+        ) from None
     if not isinstance(state, dict) or "model" not in state or "format" not in state:
-        raise UserError(f"'{path}' is not a checkpoint written by trainer (no model state in it).",
-                        key="trainer.resume")
+        raise UserError(
+            f"'{path}' is not a checkpoint written by trainer (no model state in it).",
+            key="trainer.resume",
+        )
     return state

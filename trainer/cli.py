@@ -21,7 +21,9 @@ def config_dir() -> Path:
     for candidate in (here / "conf", here.parent / "conf"):
         if (candidate / "config.yaml").is_file():
             return candidate
-    raise RuntimeError(f"trainer's configs are missing (looked in {here / 'conf'} and {here.parent / 'conf'})")
+    raise RuntimeError(
+        f"trainer's configs are missing (looked in {here / 'conf'} and {here.parent / 'conf'})"
+    )
 
 
 _exit_code = 0  # a single run's failure, reported already by the job
@@ -55,12 +57,18 @@ def _description(path: Path) -> str:
 
 def help_text() -> str:
     root = config_dir()
-    lines = ["trainer: compose a data set, model, loss, optimizer and scheduler; train, validate, test.", "",
-             "usage: python -m trainer [group=option ...] [key=value ...] [-m]", "",
-             "config groups (default first):"]
+    lines = [
+        "trainer: compose a data set, model, loss, optimizer and scheduler; train, validate, test.",
+        "",
+        "usage: python -m trainer [group=option ...] [key=value ...] [-m]",
+        "",
+        "config groups (default first):",
+    ]
     defaults = _defaults(root)
     for group in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "hydra"):
-        options = sorted(group.glob("*.yaml"), key=lambda p: (p.stem != defaults.get(group.name), p.stem))
+        options = sorted(
+            group.glob("*.yaml"), key=lambda p: (p.stem != defaults.get(group.name), p.stem)
+        )
         if not options:
             continue
         lines.append(f"  {group.name}:")
@@ -68,7 +76,12 @@ def help_text() -> str:
         for option in options:
             mark = "*" if option.stem == defaults.get(group.name) else " "
             lines.append(f"   {mark} {option.stem:<{width}}  {_description(option)}")
-    lines += ["", "  (* = default; experiment and hparams_search are off unless chosen)", "", EXAMPLES]
+    lines += [
+        "",
+        "  (* = default; experiment and hparams_search are off unless chosen)",
+        "",
+        EXAMPLES,
+    ]
     return "\n".join(lines)
 
 
@@ -100,7 +113,11 @@ def _multirun(argv: list[str]) -> bool:
 def prepare_argv(argv: list[str]) -> list[str]:
     """Decide what Hydra cannot: where a resumed run writes, and one run directory for all
     torchrun processes."""
-    if _value(argv, "trainer.resume") and _value(argv, "mode") in (None, "train") and not _multirun(argv):
+    if (
+        _value(argv, "trainer.resume")
+        and _value(argv, "mode") in (None, "train")
+        and not _multirun(argv)
+    ):
         argv = _resume_into_run_dir(argv)
     from .distributed import launched_by_torchrun
 
@@ -120,8 +137,11 @@ def _resume_into_run_dir(argv: list[str]) -> list[str]:
     run_dir = run_dir_of(checkpoint)
     if run_dir is None or _value(argv, "hydra.run.dir"):
         return argv
-    original = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or [] \
-        if (run_dir / ".hydra" / "overrides.yaml").is_file() else []
+    original = (
+        yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+        if (run_dir / ".hydra" / "overrides.yaml").is_file()
+        else []
+    )
     kept = [o for o in original if not str(o).startswith(("hydra.", "trainer.resume="))]
     from datetime import datetime
 
@@ -135,8 +155,11 @@ def _share_run_dir(argv: list[str]) -> list[str]:
     if _multirun(argv):
         from .errors import UserError
 
-        raise UserError("sweeps (-m) cannot run inside torchrun. Run the sweep with a launcher (e.g. "
-                        "hydra/launcher=submitit_slurm) and let each job start its own processes.", key="-m")
+        raise UserError(
+            "sweeps (-m) cannot run inside torchrun. Run the sweep with a launcher (e.g. "
+            "hydra/launcher=submitit_slurm) and let each job start its own processes.",
+            key="-m",
+        )
     import torch.distributed as dist
     from omegaconf import OmegaConf
 
@@ -147,8 +170,10 @@ def _share_run_dir(argv: list[str]) -> list[str]:
     if env_rank() == 0:
         import yaml
 
-        pattern = _value(argv, "hydra.run.dir") or \
-            yaml.safe_load((config_dir() / "config.yaml").read_text())["hydra"]["run"]["dir"]
+        pattern = (
+            _value(argv, "hydra.run.dir")
+            or yaml.safe_load((config_dir() / "config.yaml").read_text())["hydra"]["run"]["dir"]
+        )
         _register_now()
         run_dir = str(OmegaConf.create({"dir": pattern}).dir)
     box = [run_dir]
@@ -165,7 +190,9 @@ def _register_now() -> None:
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("now"):
-        OmegaConf.register_new_resolver("now", lambda pattern: datetime.now().strftime(pattern), use_cache=True)
+        OmegaConf.register_new_resolver(
+            "now", lambda pattern: datetime.now().strftime(pattern), use_cache=True
+        )
 
 
 # ---------------------------------------------------------------------- the job
@@ -200,8 +227,10 @@ def _report_failure(error: BaseException, run_dir: Path, job: str | None) -> int
 
     prefix = f"{job}: " if job else ""
     if isinstance(error, TrainingInterrupted):
-        message = (f"{prefix}interrupted by {error.signal_name}. checkpoints/last.pt holds where the run "
-                   f"stopped; continue it with:\n  python -m trainer trainer.resume={run_dir}")
+        message = (
+            f"{prefix}interrupted by {error.signal_name}. checkpoints/last.pt holds where the run "
+            f"stopped; continue it with:\n  python -m trainer trainer.resume={run_dir}"
+        )
         console.print_user_error(message, title="trainer: interrupted")
         console.file_only(message, logging.WARNING)
         code = EXIT_SIGNAL.get(error.signal_name, 143)
@@ -254,7 +283,9 @@ def run_cli(argv: list[str]) -> int:
 
     register_resolvers()
     user_full_error = os.environ.get("HYDRA_FULL_ERROR")
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra lets exceptions through; this function reports them
+    os.environ["HYDRA_FULL_ERROR"] = (
+        "1"  # Hydra lets exceptions through; this function reports them
+    )
     sys.argv = [sys.argv[0], *argv]
     code = 0
     try:
@@ -339,5 +370,7 @@ def _suggest_key(key: str) -> str:
 
     section, _, name = key.partition(".")
     if section in SCHEMAS and name:
-        return did_you_mean(name, [f.name for f in fields(SCHEMAS[section])]).replace("'", f"'{section}.", 1)
+        return did_you_mean(name, [f.name for f in fields(SCHEMAS[section])]).replace(
+            "'", f"'{section}.", 1
+        )
     return ""

@@ -81,8 +81,13 @@ class LRFindSchema:
     divergence_factor: float = 4.0
 
 
-SCHEMAS = {"trainer": TrainerSchema, "data": DataSchema, "param_groups": ParamGroupsSchema,
-           "predict": PredictSchema, "lr_find": LRFindSchema}
+SCHEMAS = {
+    "trainer": TrainerSchema,
+    "data": DataSchema,
+    "param_groups": ParamGroupsSchema,
+    "predict": PredictSchema,
+    "lr_find": LRFindSchema,
+}
 MODES = ("train", "test", "predict", "lr_find")
 
 # Ranges for well-known arguments of the instantiated groups: (test, what it must be).
@@ -91,19 +96,37 @@ _NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
 _UNIT = (lambda v: 0 <= v <= 1, "in [0, 1]")
 _UNIT_OPEN = (lambda v: 0 <= v < 1, "in [0, 1)")
 RANGES = {
-    "optimizer.lr": _POSITIVE, "optimizer.weight_decay": _NON_NEGATIVE, "optimizer.momentum": _UNIT,
-    "optimizer.eps": _POSITIVE, "optimizer.dampening": _UNIT, "optimizer.alpha": _UNIT,
+    "optimizer.lr": _POSITIVE,
+    "optimizer.weight_decay": _NON_NEGATIVE,
+    "optimizer.momentum": _UNIT,
+    "optimizer.eps": _POSITIVE,
+    "optimizer.dampening": _UNIT,
+    "optimizer.alpha": _UNIT,
     "optimizer.lr_decay": _NON_NEGATIVE,
-    "scheduler.gamma": _POSITIVE, "scheduler.eta_min": _NON_NEGATIVE, "scheduler.factor": _UNIT_OPEN,
-    "scheduler.patience": _NON_NEGATIVE, "scheduler.max_lr": _POSITIVE, "scheduler.base_lr": _POSITIVE,
-    "scheduler.pct_start": _UNIT, "scheduler.warmup_fraction": _UNIT, "scheduler.min_lr_ratio": _UNIT,
-    "dataset.n_samples": _POSITIVE, "dataset.noise": _NON_NEGATIVE, "dataset.n_features": _POSITIVE,
-    "dataset.n_classes": _POSITIVE, "dataset.centers": _POSITIVE, "dataset.cluster_std": _POSITIVE,
+    "scheduler.gamma": _POSITIVE,
+    "scheduler.eta_min": _NON_NEGATIVE,
+    "scheduler.factor": _UNIT_OPEN,
+    "scheduler.patience": _NON_NEGATIVE,
+    "scheduler.max_lr": _POSITIVE,
+    "scheduler.base_lr": _POSITIVE,
+    "scheduler.pct_start": _UNIT,
+    "scheduler.warmup_fraction": _UNIT,
+    "scheduler.min_lr_ratio": _UNIT,
+    "dataset.n_samples": _POSITIVE,
+    "dataset.noise": _NON_NEGATIVE,
+    "dataset.n_features": _POSITIVE,
+    "dataset.n_classes": _POSITIVE,
+    "dataset.centers": _POSITIVE,
+    "dataset.cluster_std": _POSITIVE,
     "dataset.factor": _UNIT_OPEN,
-    "model.dropout": _UNIT_OPEN, "model.hidden_size": _POSITIVE,
-    "loss.label_smoothing": _UNIT_OPEN, "loss.gamma": _NON_NEGATIVE, "loss.beta": _NON_NEGATIVE,
+    "model.dropout": _UNIT_OPEN,
+    "model.hidden_size": _POSITIVE,
+    "loss.label_smoothing": _UNIT_OPEN,
+    "loss.gamma": _NON_NEGATIVE,
+    "loss.beta": _NON_NEGATIVE,
     "loss.delta": _POSITIVE,
-    "callbacks.early_stopping.patience": _NON_NEGATIVE, "callbacks.early_stopping.min_delta": _NON_NEGATIVE,
+    "callbacks.early_stopping.patience": _NON_NEGATIVE,
+    "callbacks.early_stopping.min_delta": _NON_NEGATIVE,
     "callbacks.model_checkpoint.save_top_k": _NON_NEGATIVE,
 }
 TARGET_GROUPS = ("dataset", "model", "loss", "optimizer", "scheduler")
@@ -115,8 +138,11 @@ def _schema_error(error: OmegaConfBaseException, section: str) -> UserError:
     if "not in" in message and "Key" in message:
         valid = [f.name for f in __import__("dataclasses").fields(SCHEMAS[section])]
         name = str(error.full_key).split(".")[-1]
-        return UserError(f"{key} is not a setting of '{section}'; valid: {', '.join(valid)}."
-                         f"{did_you_mean(name, valid)}", key=key)
+        return UserError(
+            f"{key} is not a setting of '{section}'; valid: {', '.join(valid)}."
+            f"{did_you_mean(name, valid)}",
+            key=key,
+        )
     return UserError(f"{key}: {message}.", key=key)
 
 
@@ -130,7 +156,9 @@ def _typed(cfg: DictConfig, section: str):
 def _check_type(key: str, value: Any, param: inspect.Parameter) -> None:
     """Compare a value with the parameter's default (and an `int` annotation)."""
     default, annotation = param.default, param.annotation
-    if value is None or (default is inspect.Parameter.empty and annotation is inspect.Parameter.empty):
+    if value is None or (
+        default is inspect.Parameter.empty and annotation is inspect.Parameter.empty
+    ):
         return
     if isinstance(default, bool) or annotation in (bool, "bool"):
         if not isinstance(value, bool):
@@ -155,22 +183,30 @@ def check_target(node: DictConfig, key: str, supplied: tuple[str, ...] = ()) -> 
         obj = get_object(target)
     except Exception as error:
         cause = str(error).strip().splitlines()[-1]
-        raise UserError(f"{key}._target_='{target}' cannot be imported ({cause}).", key=f"{key}._target_") from None
+        raise UserError(
+            f"{key}._target_='{target}' cannot be imported ({cause}).", key=f"{key}._target_"
+        ) from None
     try:
         params = inspect.signature(obj).parameters
     except (TypeError, ValueError):
         return
     open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    names = [n for n, p in params.items() if p.kind not in (inspect.Parameter.VAR_POSITIONAL,
-                                                            inspect.Parameter.VAR_KEYWORD)]
+    names = [
+        n
+        for n, p in params.items()
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
     for name in node:
         if str(name).startswith("_") or (name in ("interval", "monitor") and key == "scheduler"):
             continue
         full = f"{key}.{name}"
         if name not in params and not open_kwargs:
             valid = [n for n in names if n not in ("self", "params", "optimizer", *supplied)]
-            raise UserError(f"{full} is not an argument of {target}; valid: {', '.join(valid)}."
-                            f"{did_you_mean(str(name), valid)}", key=full)
+            raise UserError(
+                f"{full} is not an argument of {target}; valid: {', '.join(valid)}."
+                f"{did_you_mean(str(name), valid)}",
+                key=full,
+            )
         value = node[name]
         if isinstance(value, (DictConfig, ListConfig)):
             value = OmegaConf.to_container(value, resolve=True)
@@ -186,26 +222,47 @@ def check_target(node: DictConfig, key: str, supplied: tuple[str, ...] = ()) -> 
 def validate(cfg: DictConfig) -> dict[str, Any]:
     """Check the whole composed config; return the typed sections. Raises UserError."""
     if cfg.get("mode", "train") not in MODES:
-        raise UserError(f"mode='{cfg.mode}' is not valid; choose one of: {', '.join(MODES)}.", key="mode")
+        raise UserError(
+            f"mode='{cfg.mode}' is not valid; choose one of: {', '.join(MODES)}.", key="mode"
+        )
     typed = {section: _typed(cfg, section) for section in SCHEMAS}
     trainer = typed["trainer"]
     data = typed["data"]
     split = list(data.split)
     if len(split) != 3 or any(not f > 0 for f in split) or abs(sum(split) - 1.0) > 1e-6:
-        raise UserError(f"data.split={split} must be three positive fractions (train, val, test) that sum "
-                        f"to 1, e.g. [0.7,0.15,0.15]; these sum to {sum(split):g}.", key="data.split")
-    for key in ("max_epochs", "batch_size", "eval_batch_size", "accumulate_grad_batches",
-                "check_finite_every_n_steps"):
+        raise UserError(
+            f"data.split={split} must be three positive fractions (train, val, test) that sum "
+            f"to 1, e.g. [0.7,0.15,0.15]; these sum to {sum(split):g}.",
+            key="data.split",
+        )
+    for key in (
+        "max_epochs",
+        "batch_size",
+        "eval_batch_size",
+        "accumulate_grad_batches",
+        "check_finite_every_n_steps",
+    ):
         if trainer[key] < 1:
-            raise UserError(f"trainer.{key}={trainer[key]} must be a positive whole number.", key=f"trainer.{key}")
+            raise UserError(
+                f"trainer.{key}={trainer[key]} must be a positive whole number.",
+                key=f"trainer.{key}",
+            )
     if trainer.mode not in ("auto", "min", "max"):
-        raise UserError(f"trainer.mode='{trainer.mode}' is not valid; choose auto, min or max.", key="trainer.mode")
+        raise UserError(
+            f"trainer.mode='{trainer.mode}' is not valid; choose auto, min or max.",
+            key="trainer.mode",
+        )
     if trainer.num_threads is not None and trainer.num_threads < 1:
-        raise UserError(f"trainer.num_threads={trainer.num_threads} must be >= 1 (or null).", key="trainer.num_threads")
+        raise UserError(
+            f"trainer.num_threads={trainer.num_threads} must be >= 1 (or null).",
+            key="trainer.num_threads",
+        )
     for group in TARGET_GROUPS:
         node = cfg.get(group)
         if node:  # an empty node is "none" (e.g. scheduler=none)
-            supplied = ("input_shape", "num_outputs") if group == "model" else ("task", "class_counts")
+            supplied = (
+                ("input_shape", "num_outputs") if group == "model" else ("task", "class_counts")
+            )
             check_target(node, group, supplied)
     for section in ("callbacks",):
         for name, node in (cfg.get(section) or {}).items():
@@ -215,8 +272,11 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         check_target(cfg.logger, "logger")
     lr_find = typed["lr_find"]
     if not 0 < lr_find.min_lr < lr_find.max_lr:
-        raise UserError(f"lr_find.min_lr={lr_find.min_lr} and lr_find.max_lr={lr_find.max_lr} must satisfy "
-                        "0 < min_lr < max_lr.", key="lr_find.min_lr")
+        raise UserError(
+            f"lr_find.min_lr={lr_find.min_lr} and lr_find.max_lr={lr_find.max_lr} must satisfy "
+            "0 < min_lr < max_lr.",
+            key="lr_find.min_lr",
+        )
     return typed
 
 

@@ -28,7 +28,9 @@ def _width(stream) -> int | None:
 def console() -> Console:
     global _console
     if _console is None or _console.file is not sys.stdout:
-        _console = Console(file=sys.stdout, highlight=False, width=_width(sys.stdout), soft_wrap=False)
+        _console = Console(
+            file=sys.stdout, highlight=False, width=_width(sys.stdout), soft_wrap=False
+        )
     return _console
 
 
@@ -58,7 +60,9 @@ def show(renderable, plain: str | None = None) -> None:
 
 
 def print_user_error(message: str, title: str = "trainer: error") -> None:
-    error_console().print(Panel(message, title=title, title_align="left", border_style="red", expand=False))
+    error_console().print(
+        Panel(message, title=title, title_align="left", border_style="red", expand=False)
+    )
 
 
 class ConsoleHandler(logging.Handler):
@@ -70,7 +74,11 @@ class ConsoleHandler(logging.Handler):
             return
         try:
             text = self.format(record)
-            style = {logging.WARNING: "yellow", logging.ERROR: "red", logging.CRITICAL: "bold red"}.get(record.levelno)
+            style = {
+                logging.WARNING: "yellow",
+                logging.ERROR: "red",
+                logging.CRITICAL: "bold red",
+            }.get(record.levelno)
             console().print(text, style=style, markup=False, highlight=False, soft_wrap=True)
         except Exception:
             self.handleError(record)

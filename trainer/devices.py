@@ -24,16 +24,23 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         name = available[0]
     kind = name.split(":")[0]
     if kind not in ("cpu", "cuda", "mps"):
-        raise UserError(f"trainer.device='{name}' is not a device; valid: auto, cpu, cuda, cuda:N, mps.",
-                        key="trainer.device")
+        raise UserError(
+            f"trainer.device='{name}' is not a device; valid: auto, cpu, cuda, cuda:N, mps.",
+            key="trainer.device",
+        )
     if kind not in available:
-        raise UserError(f"trainer.device={name}: no {kind.upper()} device on this machine. "
-                        f"Available: {', '.join(available)} (or auto).", key="trainer.device")
+        raise UserError(
+            f"trainer.device={name}: no {kind.upper()} device on this machine. "
+            f"Available: {', '.join(available)} (or auto).",
+            key="trainer.device",
+        )
     if kind == "cuda":
         index = int(name.split(":")[1]) if ":" in name else local_rank
         if index >= torch.cuda.device_count():
-            raise UserError(f"trainer.device={name}: this machine has {torch.cuda.device_count()} CUDA device(s).",
-                            key="trainer.device")
+            raise UserError(
+                f"trainer.device={name}: this machine has {torch.cuda.device_count()} CUDA device(s).",
+                key="trainer.device",
+            )
         torch.cuda.set_device(index)
         return torch.device("cuda", index)
     return torch.device(kind)

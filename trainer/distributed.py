@@ -41,16 +41,23 @@ class Distributed:
 
     def __init__(self, strategy: str = "auto") -> None:
         if strategy not in ("auto", "single", "ddp"):
-            raise UserError(f"trainer.strategy='{strategy}' is not valid; choose auto, single or ddp.",
-                            key="trainer.strategy")
+            raise UserError(
+                f"trainer.strategy='{strategy}' is not valid; choose auto, single or ddp.",
+                key="trainer.strategy",
+            )
         wants_ddp = strategy == "ddp" or (strategy == "auto" and launched_by_torchrun())
         if wants_ddp and not launched_by_torchrun():
-            raise UserError("trainer.strategy=ddp needs several processes started by torchrun, e.g. "
-                            "'torchrun --nproc_per_node=2 -m trainer trainer.strategy=ddp'.",
-                            key="trainer.strategy")
+            raise UserError(
+                "trainer.strategy=ddp needs several processes started by torchrun, e.g. "
+                "'torchrun --nproc_per_node=2 -m trainer trainer.strategy=ddp'.",
+                key="trainer.strategy",
+            )
         if strategy == "single" and launched_by_torchrun():
-            raise UserError("trainer.strategy=single, but torchrun started several processes; use "
-                            "trainer.strategy=ddp (or auto) under torchrun.", key="trainer.strategy")
+            raise UserError(
+                "trainer.strategy=single, but torchrun started several processes; use "
+                "trainer.strategy=ddp (or auto) under torchrun.",
+                key="trainer.strategy",
+            )
         self.active = wants_ddp
         if self.active:
             init_process_group()
@@ -65,19 +72,29 @@ class Distributed:
     def check_device(self, device: torch.device, n_train: int) -> None:
         if not self.active:
             return
-        if device.type == "cuda" and torch.cuda.device_count() < int(os.environ.get("LOCAL_WORLD_SIZE", "1")):
-            raise UserError(f"DDP with {os.environ.get('LOCAL_WORLD_SIZE')} processes on this node needs one "
-                            f"GPU each; {torch.cuda.device_count()} found.", key="trainer.strategy")
+        if device.type == "cuda" and torch.cuda.device_count() < int(
+            os.environ.get("LOCAL_WORLD_SIZE", "1")
+        ):
+            raise UserError(
+                f"DDP with {os.environ.get('LOCAL_WORLD_SIZE')} processes on this node needs one "
+                f"GPU each; {torch.cuda.device_count()} found.",
+                key="trainer.strategy",
+            )
         if n_train < self.world_size:
-            raise UserError(f"the training split has {n_train} samples, fewer than the {self.world_size} "
-                            "processes; use fewer processes or more data.", key="trainer.strategy")
+            raise UserError(
+                f"the training split has {n_train} samples, fewer than the {self.world_size} "
+                "processes; use fewer processes or more data.",
+                key="trainer.strategy",
+            )
 
     def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         if not self.active:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
-        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        return DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.active:

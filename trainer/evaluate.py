@@ -20,17 +20,21 @@ log = logging.getLogger("trainer")
 
 def _checkpoint(cfg: DictConfig, mode: str) -> tuple[Path, dict, DictConfig]:
     if not cfg.trainer.get("resume"):
-        raise UserError(f"mode={mode} needs the run to use: trainer.resume=<run dir or checkpoint file>, e.g. "
-                        f"python -m trainer mode={mode} trainer.resume=outputs/runs/2026-01-01/12-00-00-000000",
-                        key="trainer.resume")
+        raise UserError(
+            f"mode={mode} needs the run to use: trainer.resume=<run dir or checkpoint file>, e.g. "
+            f"python -m trainer mode={mode} trainer.resume=outputs/runs/2026-01-01/12-00-00-000000",
+            key="trainer.resume",
+        )
     path = resolve_checkpoint(cfg.trainer.resume, prefer="best")
     state = load_checkpoint(path)
     return path, state, OmegaConf.create(state["config"])
 
 
 def _choices(saved: DictConfig) -> dict[str, str]:
-    return {"dataset": saved.dataset.get("_target_", "dataset").rsplit(".", 1)[-1],
-            "loss": saved.loss.get("_target_", "loss").rsplit(".", 1)[-1]}
+    return {
+        "dataset": saved.dataset.get("_target_", "dataset").rsplit(".", 1)[-1],
+        "loss": saved.loss.get("_target_", "loss").rsplit(".", 1)[-1],
+    }
 
 
 def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> float | None:
@@ -42,25 +46,43 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> float | None:
     data = build_data(saved)  # the saved dataset and split settings give the same test split
     model, loss, _ = build_model_and_loss(saved, data.spec, data.class_counts(), _choices(saved))
     model.load_state_dict(state["model"])
-    trainer = Trainer(model, loss, optimizer=None, device=cfg.trainer.device, precision=saved.trainer.precision,
-                      eval_batch_size=cfg.trainer.eval_batch_size, monitor=saved.trainer.monitor,
-                      mode=saved.trainer.mode, run_dir=run_dir)
+    trainer = Trainer(
+        model,
+        loss,
+        optimizer=None,
+        device=cfg.trainer.device,
+        precision=saved.trainer.precision,
+        eval_batch_size=cfg.trainer.eval_batch_size,
+        monitor=saved.trainer.monitor,
+        mode=saved.trainer.mode,
+        run_dir=run_dir,
+    )
     trainer.setup(data)
     metrics = trainer.evaluate("test")
     source = run_dir_of(path)
-    result = {"mode": "test", "status": "completed", "checkpoint": str(path), "epoch": state["epoch"],
-              "source_run": None if source is None else str(source), "test": metrics,
-              "dataset": {"name": data.spec.name, "task": data.spec.task, "sizes": data.spec.sizes}}
+    result = {
+        "mode": "test",
+        "status": "completed",
+        "checkpoint": str(path),
+        "epoch": state["epoch"],
+        "source_run": None if source is None else str(source),
+        "test": metrics,
+        "dataset": {"name": data.spec.name, "task": data.spec.task, "sizes": data.spec.sizes},
+    }
     write_json(result, run_dir / "metrics.json")
-    rows = [("checkpoint", f"{path} (epoch {state['epoch']})"),
-            ("data", f"{data.spec.name}: test split of {data.spec.sizes['test']} samples"),
-            ("test", ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())),
-            ("written", str(run_dir / "metrics.json"))]
+    rows = [
+        ("checkpoint", f"{path} (epoch {state['epoch']})"),
+        ("data", f"{data.spec.name}: test split of {data.spec.sizes['test']} samples"),
+        ("test", ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())),
+        ("written", str(run_dir / "metrics.json")),
+    ]
     report.key_values("test", rows)
     return metrics.get("accuracy", metrics.get("loss"))
 
 
-def _features_from_table(header: list[str], rows: list[list[str]], data_state: dict, source: str) -> np.ndarray:
+def _features_from_table(
+    header: list[str], rows: list[list[str]], data_state: dict, source: str
+) -> np.ndarray:
     from .data.csv_file import _as_float, encode_features
 
     if data_state["columns"]:  # trained on a CSV: encode the raw columns exactly as in training
@@ -72,14 +94,19 @@ def _features_from_table(header: list[str], rows: list[list[str]], data_state: d
         picked = list(range(len(names)))  # no names in common but the right width: by position
     else:
         missing = [n for n in names if n not in header]
-        raise UserError(f"{source} lacks the feature columns the model was trained on: {', '.join(missing[:10])}"
-                        f"{' ...' if len(missing) > 10 else ''}. Its columns: {', '.join(header)}."
-                        f"{did_you_mean(missing[0], header)}", key="predict.input")
+        raise UserError(
+            f"{source} lacks the feature columns the model was trained on: {', '.join(missing[:10])}"
+            f"{' ...' if len(missing) > 10 else ''}. Its columns: {', '.join(header)}."
+            f"{did_you_mean(missing[0], header)}",
+            key="predict.input",
+        )
     columns = []
     for i in picked:
         values = _as_float([row[i] for row in rows])
         if values is None:
-            raise UserError(f"{source}: column '{header[i]}' should be numeric.", key="predict.input")
+            raise UserError(
+                f"{source}: column '{header[i]}' should be numeric.", key="predict.input"
+            )
         columns.append(values)
     return np.stack(columns, axis=1)
 
@@ -92,32 +119,49 @@ def predict_csv(cfg: DictConfig, run_dir: Path, settings) -> None:
     from .run import build_model_and_loss
 
     if not settings.input:
-        raise UserError("mode=predict needs predict.input=<file.csv>: the rows to predict.", key="predict.input")
+        raise UserError(
+            "mode=predict needs predict.input=<file.csv>: the rows to predict.", key="predict.input"
+        )
     path, state, saved = _checkpoint(cfg, "predict")
     header, rows = read_table(settings.input, key="predict.input")
     if not rows:
         raise UserError(f"predict.input: '{settings.input}' has no data rows.", key="predict.input")
     data_state = state["data"]
     preprocessing = Preprocessing(data_state)
-    x = preprocessing.features(_features_from_table(header, rows, data_state, f"'{settings.input}'"))
+    x = preprocessing.features(
+        _features_from_table(header, rows, data_state, f"'{settings.input}'")
+    )
 
     from .data.module import DataSpec
 
-    spec = DataSpec(name=data_state["name"], task=data_state["task"], input_shape=tuple(data_state["input_shape"]),
-                    num_classes=data_state["num_classes"], num_targets=data_state["num_targets"],
-                    feature_names=data_state["feature_names"], class_names=data_state["class_names"],
-                    target_names=data_state["target_names"])
-    counts = None if data_state.get("class_counts") is None else np.asarray(data_state["class_counts"])
+    spec = DataSpec(
+        name=data_state["name"],
+        task=data_state["task"],
+        input_shape=tuple(data_state["input_shape"]),
+        num_classes=data_state["num_classes"],
+        num_targets=data_state["num_targets"],
+        feature_names=data_state["feature_names"],
+        class_names=data_state["class_names"],
+        target_names=data_state["target_names"],
+    )
+    counts = (
+        None if data_state.get("class_counts") is None else np.asarray(data_state["class_counts"])
+    )
     model, _, head = build_model_and_loss(saved, spec, counts, _choices(saved))
     model.load_state_dict(state["model"])
     device = resolve_device(cfg.trainer.device)
     model.to(device).eval()
     with torch.inference_mode():
-        outputs = torch.cat([model(torch.as_tensor(x[i:i + 4096], device=device)).float()
-                             for i in range(0, len(x), 4096)])
+        outputs = torch.cat(
+            [
+                model(torch.as_tensor(x[i : i + 4096], device=device)).float()
+                for i in range(0, len(x), 4096)
+            ]
+        )
     out_path = Path(settings.output) if settings.output else run_dir / "predictions.csv"
-    target = (saved.dataset.get("target") if "csv_file" in str(saved.dataset.get("_target_")) else None) \
-        or ((spec.target_names or ["target"])[0] if spec.task == "regression" else "target")
+    target = (
+        saved.dataset.get("target") if "csv_file" in str(saved.dataset.get("_target_")) else None
+    ) or ((spec.target_names or ["target"])[0] if spec.task == "regression" else "target")
     out_header = list(header)
     extra: list[list[str]] = [[] for _ in rows]
     if spec.task == "regression":
@@ -141,18 +185,34 @@ def predict_csv(cfg: DictConfig, run_dir: Path, settings) -> None:
         for row, added in zip(rows, extra):
             writer.writerow(row + added)
 
-    result_rows = [("checkpoint", f"{path} (epoch {state['epoch']})"), ("input", f"{settings.input}: {len(rows)} rows"),
-                   ("written", str(out_path))]
-    result = {"mode": "predict", "status": "completed", "checkpoint": str(path), "input": str(settings.input),
-              "output": str(out_path), "rows": len(rows)}
+    result_rows = [
+        ("checkpoint", f"{path} (epoch {state['epoch']})"),
+        ("input", f"{settings.input}: {len(rows)} rows"),
+        ("written", str(out_path)),
+    ]
+    result = {
+        "mode": "predict",
+        "status": "completed",
+        "checkpoint": str(path),
+        "input": str(settings.input),
+        "output": str(out_path),
+        "rows": len(rows),
+    }
     if target in header:  # the file has the answers: say how good the predictions are
         truth = [row[header.index(target)] for row in rows]
         if spec.task == "regression":
             y = _as_float(truth)
             err = np.asarray(predictions).reshape(len(rows), -1)[:, 0] - y
-            score = {"mae": float(np.nanmean(np.abs(err))), "rmse": float(np.sqrt(np.nanmean(err**2)))}
+            score = {
+                "mae": float(np.nanmean(np.abs(err))),
+                "rmse": float(np.sqrt(np.nanmean(err**2))),
+            }
         else:
-            score = {"accuracy": float(np.mean([spec.class_names[k] == t for k, t in zip(predictions, truth)]))}
+            score = {
+                "accuracy": float(
+                    np.mean([spec.class_names[k] == t for k, t in zip(predictions, truth)])
+                )
+            }
         result["score"] = score
         result_rows.append((f"vs. '{target}'", ", ".join(f"{k} {v:.4g}" for k, v in score.items())))
     write_json(result, run_dir / "metrics.json")

@@ -28,16 +28,26 @@ def save_png(figure, path) -> None:
     FigureCanvasAgg(figure).print_png(str(path))
 
 
-def decision_boundary(probabilities: Callable[[np.ndarray], np.ndarray], x_train: np.ndarray, y_train: np.ndarray,
-                      x_val: np.ndarray, y_val: np.ndarray, class_names: Sequence[str], title: str,
-                      feature_names: Sequence[str] = ("x0", "x1"), resolution: int = 200):
+def decision_boundary(
+    probabilities: Callable[[np.ndarray], np.ndarray],
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    class_names: Sequence[str],
+    title: str,
+    feature_names: Sequence[str] = ("x0", "x1"),
+    resolution: int = 200,
+):
     """Predicted class regions over the 2-D feature plane (original units), with the data points:
     train faint, validation outlined."""
     points = np.vstack([x_train, x_val])
     lo, hi = points.min(0), points.max(0)
     pad = 0.08 * (hi - lo + 1e-9)
-    gx, gy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution),
-                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution))
+    gx, gy = np.meshgrid(
+        np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution),
+        np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution),
+    )
     probs = probabilities(np.c_[gx.ravel(), gy.ravel()])
     fig = _figure(5.5, 4.5)
     ax = fig.add_subplot()
@@ -50,12 +60,32 @@ def decision_boundary(probabilities: Callable[[np.ndarray], np.ndarray], x_train
         fig.colorbar(filled, ax=ax, label=f"P(class {class_names[1]})")
     else:
         regions = probs.argmax(1).reshape(gx.shape)
-        ax.contourf(gx, gy, regions, levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.35, vmin=0, vmax=9)
+        ax.contourf(
+            gx, gy, regions, levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.35, vmin=0, vmax=9
+        )
     colors = (lambda y: y) if k > 2 else (lambda y: y.astype(float))
-    ax.scatter(x_train[:, 0], x_train[:, 1], c=colors(y_train), cmap=cmap, s=8, alpha=0.35,
-               vmin=0, vmax=9 if k > 2 else 1, linewidths=0)
-    ax.scatter(x_val[:, 0], x_val[:, 1], c=colors(y_val), cmap=cmap, s=18, edgecolors="k", linewidths=0.6,
-               vmin=0, vmax=9 if k > 2 else 1)
+    ax.scatter(
+        x_train[:, 0],
+        x_train[:, 1],
+        c=colors(y_train),
+        cmap=cmap,
+        s=8,
+        alpha=0.35,
+        vmin=0,
+        vmax=9 if k > 2 else 1,
+        linewidths=0,
+    )
+    ax.scatter(
+        x_val[:, 0],
+        x_val[:, 1],
+        c=colors(y_val),
+        cmap=cmap,
+        s=18,
+        edgecolors="k",
+        linewidths=0.6,
+        vmin=0,
+        vmax=9 if k > 2 else 1,
+    )
     ax.set_xlabel(feature_names[0])
     ax.set_ylabel(feature_names[1])
     ax.set_title(title, fontsize=10)
@@ -71,8 +101,15 @@ def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str)
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8,
-                    color="white" if rates[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                str(int(counts[i, j])),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if rates[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(k), labels=class_names, rotation=45 if k > 6 else 0)
     ax.set_yticks(range(k), labels=class_names)
     ax.set_xlabel("predicted")
@@ -107,8 +144,12 @@ def lr_schedule(steps: Sequence[int], rates: dict[str, Sequence[float]], steps_p
     return fig
 
 
-def loss_vs_lr(rates: Sequence[float], losses: Sequence[float], smoothed: Sequence[float],
-               suggestion: float | None):
+def loss_vs_lr(
+    rates: Sequence[float],
+    losses: Sequence[float],
+    smoothed: Sequence[float],
+    suggestion: float | None,
+):
     fig = _figure(5.5, 4.0)
     ax = fig.add_subplot()
     ax.plot(rates, losses, alpha=0.35, label="loss")
@@ -120,7 +161,10 @@ def loss_vs_lr(rates: Sequence[float], losses: Sequence[float], smoothed: Sequen
     ax.set_ylabel("training loss")
     finite = [v for v in smoothed if np.isfinite(v)]
     if finite:
-        ax.set_ylim(min(finite) - 0.05 * abs(min(finite)), min(max(finite), 4 * abs(finite[0])) * 1.05 + 1e-9)
+        ax.set_ylim(
+            min(finite) - 0.05 * abs(min(finite)),
+            min(max(finite), 4 * abs(finite[0])) * 1.05 + 1e-9,
+        )
     ax.legend(fontsize=8)
     ax.set_title("learning-rate range test", fontsize=10)
     return fig

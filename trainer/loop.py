@@ -113,16 +113,25 @@ class Trainer:
         self.model, self.loss_fn = model, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_interval = scheduler_interval
-        self.callbacks = _named(callbacks) | _named(loggers)  # loggers run after the other callbacks
+        self.callbacks = _named(callbacks) | _named(
+            loggers
+        )  # loggers run after the other callbacks
         self.loggers = list(_named(loggers).values())
-        self.max_epochs, self.batch_size, self.eval_batch_size = int(max_epochs), int(batch_size), int(eval_batch_size)
+        self.max_epochs, self.batch_size, self.eval_batch_size = (
+            int(max_epochs),
+            int(batch_size),
+            int(eval_batch_size),
+        )
         self.device_name, self.precision_name, self.seed = device, precision, int(seed)
         self.monitor = monitor
         self.mode = metric_mode(monitor) if mode == "auto" else mode
         clip = dict(grad_clip or {})
         self.clip_norm, self.clip_value = clip.get("norm"), clip.get("value")
         self.accumulate_grad_batches = int(accumulate_grad_batches)
-        self.on_nonfinite, self.check_finite_every_n_steps = on_nonfinite, int(check_finite_every_n_steps)
+        self.on_nonfinite, self.check_finite_every_n_steps = (
+            on_nonfinite,
+            int(check_finite_every_n_steps),
+        )
         self.detect_anomaly, self.deterministic = detect_anomaly, deterministic
         self.fast_dev_run, self.overfit_batches = fast_dev_run, int(overfit_batches or 0)
         self.limit_train_batches, self.limit_val_batches = limit_train_batches, limit_val_batches
@@ -136,10 +145,10 @@ class Trainer:
         self._check_settings()
 
         # Progress of the run; all of it is saved in checkpoints.
-        self.epoch = 0                      # the epoch in progress or last completed (1-based)
-        self.global_step = 0                # optimizer steps taken
+        self.epoch = 0  # the epoch in progress or last completed (1-based)
+        self.global_step = 0  # optimizer steps taken
         self.history: list[dict[str, float]] = []
-        self.best: dict[str, Any] = {}      # {"epoch", "value", "metrics"} of the best monitored epoch
+        self.best: dict[str, Any] = {}  # {"epoch", "value", "metrics"} of the best monitored epoch
         self.test_metrics: dict[str, float] | None = None
         self.tested_on: str | None = None
         self.status = "created"
@@ -155,38 +164,55 @@ class Trainer:
         self.head = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.schedule: Schedule | None = None
-        self.grad_norm_interval = 0         # loggers ask for the gradient norm every n steps
+        self.grad_norm_interval = 0  # loggers ask for the gradient norm every n steps
         self.grad_norm: torch.Tensor | None = None  # of the last step where it was computed
         self._wall_time_before = 0.0
         self._started = time.time()
         self._setup_done = False
         self._interrupt: str | None = None
         self._writer = BackgroundWriter()
-        self._batches_done = 0              # batches of the current epoch done (mid-epoch resume)
+        self._batches_done = 0  # batches of the current epoch done (mid-epoch resume)
         self._epoch_complete = True
 
     # ------------------------------------------------------------------ set-up
     def _check_settings(self) -> None:
-        positive = {"trainer.max_epochs": self.max_epochs, "trainer.batch_size": self.batch_size,
-                    "trainer.eval_batch_size": self.eval_batch_size,
-                    "trainer.accumulate_grad_batches": self.accumulate_grad_batches,
-                    "trainer.check_finite_every_n_steps": self.check_finite_every_n_steps}
+        positive = {
+            "trainer.max_epochs": self.max_epochs,
+            "trainer.batch_size": self.batch_size,
+            "trainer.eval_batch_size": self.eval_batch_size,
+            "trainer.accumulate_grad_batches": self.accumulate_grad_batches,
+            "trainer.check_finite_every_n_steps": self.check_finite_every_n_steps,
+        }
         for key, value in positive.items():
             if value < 1:
                 raise UserError(f"{key} must be a positive whole number, got {value}.", key=key)
         if self.mode not in ("min", "max"):
-            raise UserError(f"trainer.mode='{self.mode}' is not valid; choose min, max or auto.", key="trainer.mode")
+            raise UserError(
+                f"trainer.mode='{self.mode}' is not valid; choose min, max or auto.",
+                key="trainer.mode",
+            )
         if self.on_nonfinite not in ("stop", "skip"):
-            raise UserError(f"trainer.on_nonfinite='{self.on_nonfinite}' is not valid; choose stop or skip.",
-                            key="trainer.on_nonfinite")
-        for key, value in (("trainer.grad_clip.norm", self.clip_norm), ("trainer.grad_clip.value", self.clip_value)):
+            raise UserError(
+                f"trainer.on_nonfinite='{self.on_nonfinite}' is not valid; choose stop or skip.",
+                key="trainer.on_nonfinite",
+            )
+        for key, value in (
+            ("trainer.grad_clip.norm", self.clip_norm),
+            ("trainer.grad_clip.value", self.clip_value),
+        ):
             if value is not None and not value > 0:
-                raise UserError(f"{key} must be positive (or null for no clipping), got {value}.", key=key)
+                raise UserError(
+                    f"{key} must be positive (or null for no clipping), got {value}.", key=key
+                )
         if self.overfit_batches < 0:
-            raise UserError(f"trainer.overfit_batches must be >= 0, got {self.overfit_batches}.",
-                            key="trainer.overfit_batches")
-        for key, value in (("trainer.limit_train_batches", self.limit_train_batches),
-                           ("trainer.limit_val_batches", self.limit_val_batches)):
+            raise UserError(
+                f"trainer.overfit_batches must be >= 0, got {self.overfit_batches}.",
+                key="trainer.overfit_batches",
+            )
+        for key, value in (
+            ("trainer.limit_train_batches", self.limit_train_batches),
+            ("trainer.limit_val_batches", self.limit_val_batches),
+        ):
             _batch_limit(value, 1, key)  # validates
 
     def setup(self, data: DataModule) -> None:
@@ -206,34 +232,62 @@ class Trainer:
         if self.dist.active:  # distinct dropout noise per process; identical weights come from DDP
             torch.manual_seed(self.seed + self.dist.rank)
         self.precision = Precision(self.precision_name, self.device)
-        self.head = head_for(self.loss_fn, data.spec.task, data.spec.num_classes, data.spec.num_targets,
-                             type(self.loss_fn).__name__, data.spec.name)
+        self.head = head_for(
+            self.loss_fn,
+            data.spec.task,
+            data.spec.num_classes,
+            data.spec.num_targets,
+            type(self.loss_fn).__name__,
+            data.spec.name,
+        )
         if self.monitor not in self.available_metrics():
-            raise UserError(f"trainer.monitor='{self.monitor}' is not a metric of this run; valid: "
-                            f"{choices_text(self.available_metrics())}.", key="trainer.monitor")
+            raise UserError(
+                f"trainer.monitor='{self.monitor}' is not a metric of this run; valid: "
+                f"{choices_text(self.available_metrics())}.",
+                key="trainer.monitor",
+            )
 
         self.model.to(self.device)
         self.loss_fn.to(self.device)
         self.unwrapped_model = self.model
         self.model = self.dist.wrap(self.model, self.device)
         self._params = [p for p in self.unwrapped_model.parameters() if p.requires_grad]
-        self._target_std = (None if data.target_scaler is None
-                            else torch.as_tensor(data.target_scaler.std, dtype=torch.float32))
-        self._tensors = {name: (torch.as_tensor(x).to(self.device), self.head.targets(y).to(self.device))
-                         for name, (x, y) in data.arrays.items()}  # moved to the device once
+        self._target_std = (
+            None
+            if data.target_scaler is None
+            else torch.as_tensor(data.target_scaler.std, dtype=torch.float32)
+        )
+        self._tensors = {
+            name: (torch.as_tensor(x).to(self.device), self.head.targets(y).to(self.device))
+            for name, (x, y) in data.arrays.items()
+        }  # moved to the device once
         self.train_batches = self._training_batches()
         self.steps_per_epoch = -(-len(self.train_batches) // self.accumulate_grad_batches)
 
-        if self.optimizer_factory is None or isinstance(self.optimizer_factory, torch.optim.Optimizer):
+        if self.optimizer_factory is None or isinstance(
+            self.optimizer_factory, torch.optim.Optimizer
+        ):
             self.optimizer = self.optimizer_factory  # None: evaluation only
         else:
-            self.optimizer = build_optimizer(self.optimizer_factory, self.unwrapped_model, self.device,
-                                             self.decay_bias_and_norm, self.module_lr)
+            self.optimizer = build_optimizer(
+                self.optimizer_factory,
+                self.unwrapped_model,
+                self.device,
+                self.decay_bias_and_norm,
+                self.module_lr,
+            )
         if self.scheduler_factory is not None:
-            self.schedule = build_schedule(self.scheduler_factory, self.optimizer, self.scheduler_interval,
-                                           self.steps_per_epoch, self.max_epochs)
-        self._per_batch = {hook: [cb for cb in self.callbacks.values() if overrides(cb, hook)]
-                           for hook in PER_BATCH_HOOKS}
+            self.schedule = build_schedule(
+                self.scheduler_factory,
+                self.optimizer,
+                self.scheduler_interval,
+                self.steps_per_epoch,
+                self.max_epochs,
+            )
+        self._per_batch = {
+            hook: [cb for cb in self.callbacks.values() if overrides(cb, hook)]
+            for hook in PER_BATCH_HOOKS
+        }
         self._setup_done = True
         if self.resume_from:
             self._resume(resolve_checkpoint(self.resume_from))
@@ -241,11 +295,28 @@ class Trainer:
     def _training_batches(self) -> TensorBatches:
         x, y = self._tensors["train"]
         if self.overfit_batches:  # the same first N batches every epoch, no shuffle
-            return TensorBatches(x, y, self.batch_size, shuffle=False, rank=self.dist.rank,
-                                 world_size=self.dist.world_size, limit=self.overfit_batches)
-        full = TensorBatches(x, y, self.batch_size, seed=self.seed, rank=self.dist.rank,
-                             world_size=self.dist.world_size)
-        limit = 1 if self.fast_dev_run else _batch_limit(self.limit_train_batches, len(full), "trainer.limit_train_batches")
+            return TensorBatches(
+                x,
+                y,
+                self.batch_size,
+                shuffle=False,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+                limit=self.overfit_batches,
+            )
+        full = TensorBatches(
+            x,
+            y,
+            self.batch_size,
+            seed=self.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+        limit = (
+            1
+            if self.fast_dev_run
+            else _batch_limit(self.limit_train_batches, len(full), "trainer.limit_train_batches")
+        )
         full.num_batches = min(full.num_batches, limit) if limit is not None else full.num_batches
         return full
 
@@ -253,12 +324,26 @@ class Trainer:
         if self.overfit_batches and split == "val":  # validate on the very batches it trains on
             x, y = self._tensors["train"]
             n = min(len(x), self.overfit_batches * self.batch_size)
-            return EvalBatches(x[:n], y[:n], self.eval_batch_size, rank=self.dist.rank,
-                               world_size=self.dist.world_size)
+            return EvalBatches(
+                x[:n],
+                y[:n],
+                self.eval_batch_size,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+            )
         x, y = self._tensors[split]
-        batches = EvalBatches(x, y, self.eval_batch_size, rank=self.dist.rank, world_size=self.dist.world_size)
-        limit = 1 if self.fast_dev_run else _batch_limit(
-            self.limit_val_batches if split == "val" else None, len(batches), f"trainer.limit_{split}_batches")
+        batches = EvalBatches(
+            x, y, self.eval_batch_size, rank=self.dist.rank, world_size=self.dist.world_size
+        )
+        limit = (
+            1
+            if self.fast_dev_run
+            else _batch_limit(
+                self.limit_val_batches if split == "val" else None,
+                len(batches),
+                f"trainer.limit_{split}_batches",
+            )
+        )
         if limit is not None:
             batches.num_batches = min(batches.num_batches, limit)
         return batches
@@ -271,10 +356,14 @@ class Trainer:
         self._session_start = time.time()
         self._write_summary()
         self._call("on_fit_start")
-        anomaly = torch.autograd.detect_anomaly() if self.detect_anomaly else contextlib.nullcontext()
+        anomaly = (
+            torch.autograd.detect_anomaly() if self.detect_anomaly else contextlib.nullcontext()
+        )
         with self._signals_trapped(), anomaly:
             try:
-                while (self.epoch < self.max_epochs or not self._epoch_complete) and not self.should_stop:
+                while (
+                    self.epoch < self.max_epochs or not self._epoch_complete
+                ) and not self.should_stop:
                     self._run_epoch()
                     if self._interrupt_agreed():
                         raise TrainingInterrupted(self._interrupt)
@@ -284,7 +373,11 @@ class Trainer:
                     self.stop_reason = f"interrupted by {error.signal_name} in epoch {self.epoch}"
                 else:
                     self.status = "failed"
-                    self.error = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+                    self.error = (
+                        str(error)
+                        if isinstance(error, UserError)
+                        else f"{type(error).__name__}: {error}"
+                    )
                 self._call("on_exception", error)  # e.g. the checkpoint callback saves last.pt
                 self._wait_for_writes_quietly()
                 raise
@@ -333,11 +426,14 @@ class Trainer:
         batches = self.train_batches
         group_samples = self._group_sizes(batches)
         self._epoch_complete = False
-        for batch_idx, (x, y) in enumerate(batches.batches(self.epoch, self._batches_done),
-                                                         start=self._batches_done):
+        for batch_idx, (x, y) in enumerate(
+            batches.batches(self.epoch, self._batches_done), start=self._batches_done
+        ):
             if batch_idx % accumulate == 0:  # between optimizer steps
                 if self._interrupt is not None and not self.dist.active:
-                    raise TrainingInterrupted(self._interrupt)  # (DDP: at the periodic check instead)
+                    raise TrainingInterrupted(
+                        self._interrupt
+                    )  # (DDP: at the periodic check instead)
                 self.optimizer.zero_grad(set_to_none=True)
             last_in_group = (batch_idx + 1) % accumulate == 0 or batch_idx + 1 == len(batches)
             self._call_batch("on_train_batch_start", batch_idx)
@@ -362,12 +458,18 @@ class Trainer:
         return self._train_metrics.compute(self.dist.all_reduce_sum)
 
     def _optimizer_step(self) -> None:
-        self.precision.unscale(self.optimizer)  # true gradients, before clipping or reading the norm
+        self.precision.unscale(
+            self.optimizer
+        )  # true gradients, before clipping or reading the norm
         self._call_batch("on_before_optimizer_step")
         norm = None
         if self.clip_norm is not None:
-            norm = nn.utils.clip_grad_norm_(self._params, self.clip_norm, foreach=self.device.type != "mps")
-        elif self.on_nonfinite == "skip" or (self.grad_norm_interval and self.global_step % self.grad_norm_interval == 0):
+            norm = nn.utils.clip_grad_norm_(
+                self._params, self.clip_norm, foreach=self.device.type != "mps"
+            )
+        elif self.on_nonfinite == "skip" or (
+            self.grad_norm_interval and self.global_step % self.grad_norm_interval == 0
+        ):
             norm = nn.utils.get_total_norm([p.grad for p in self._params if p.grad is not None])
         if self.clip_value is not None:
             nn.utils.clip_grad_value_(self._params, self.clip_value)
@@ -394,7 +496,7 @@ class Trainer:
     def _group_sizes(self, batches: TensorBatches) -> list[int]:
         """Global samples in each optimizer step of the epoch (each group of accumulated batches)."""
         sizes, size = batches.global_sizes(), self.accumulate_grad_batches
-        return [sum(sizes[i:i + size]) for i in range(0, len(sizes), size)]
+        return [sum(sizes[i : i + size]) for i in range(0, len(sizes), size)]
 
     def _gradient_sync(self, last_in_group: bool):
         """DDP all-reduces gradients only on the last micro-batch of an accumulation group."""
@@ -428,14 +530,24 @@ class Trainer:
         if bad_any:
             value = self._train_metrics.loss_sum().item()
             lr = self.optimizer.param_groups[0]["lr"]
-            self.nonfinite = {"epoch": self.epoch, "steps": [self._last_check_step, self.global_step],
-                              "lr": lr, "value": str(value)}
-            last = "checkpoints/last.pt keeps the last good epoch" if self.epoch > 1 else "no epoch had finished"
+            self.nonfinite = {
+                "epoch": self.epoch,
+                "steps": [self._last_check_step, self.global_step],
+                "lr": lr,
+                "value": str(value),
+            }
+            last = (
+                "checkpoints/last.pt keeps the last good epoch"
+                if self.epoch > 1
+                else "no epoch had finished"
+            )
             raise NonFiniteError(
                 f"the training loss became non-finite ({value}) between optimizer steps "
                 f"{self._last_check_step} and {self.global_step} (epoch {self.epoch}) at learning rate {lr:.3g}. "
                 f"Lower optimizer.lr, clip gradients (trainer.grad_clip.norm=1.0), or drop such batches with "
-                f"trainer.on_nonfinite=skip; {last}.", key="optimizer.lr")
+                f"trainer.on_nonfinite=skip; {last}.",
+                key="optimizer.lr",
+            )
         self._last_check_step = self.global_step
         if interrupted_any:
             self._interrupt = self._interrupt or "SIGTERM (on another rank)"
@@ -463,8 +575,11 @@ class Trainer:
             if self._interrupt is not None and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self._interrupt = name
-            log.warning("%s received: stopping after the current step and saving checkpoints/last.pt "
-                        "(Ctrl-C again to abort at once)", name)
+            log.warning(
+                "%s received: stopping after the current step and saving checkpoints/last.pt "
+                "(Ctrl-C again to abort at once)",
+                name,
+            )
 
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -497,8 +612,14 @@ class Trainer:
         return self.test_metrics
 
     def _load_best_for_test(self) -> None:
-        best_file = next((cb.best_path for cb in self.callbacks.values()
-                          if getattr(cb, "best_path", None) is not None), None)
+        best_file = next(
+            (
+                cb.best_path
+                for cb in self.callbacks.values()
+                if getattr(cb, "best_path", None) is not None
+            ),
+            None,
+        )
         if best_file is not None and self.writes_files:
             self._writer.wait()
         if best_file is not None and Path(best_file).is_file():
@@ -507,7 +628,9 @@ class Trainer:
             self.tested_on = f"checkpoints/best.pt, epoch {state['epoch']}"
             self.weights_epoch = state["epoch"]
         else:
-            self.tested_on = f"the final weights (epoch {self.epoch})" if not self.restored else self.restored
+            self.tested_on = (
+                f"the final weights (epoch {self.epoch})" if not self.restored else self.restored
+            )
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Metrics on one split with the current weights (no callbacks)."""
@@ -536,7 +659,7 @@ class Trainer:
         with torch.inference_mode(), self.precision.autocast():
             x = torch.as_tensor(features, dtype=torch.float32, device=self.device)
             for i in range(0, len(x), self.eval_batch_size):
-                outputs.append(model(x[i:i + self.eval_batch_size]).float())
+                outputs.append(model(x[i : i + self.eval_batch_size]).float())
         model.train(was_training)
         out = self.head.predict(torch.cat(outputs)).cpu().numpy()
         if self.data.target_scaler is not None:
@@ -552,7 +675,9 @@ class Trainer:
         with torch.inference_mode(), self.precision.autocast():
             x = torch.as_tensor(features, dtype=torch.float32, device=self.device)
             for i in range(0, len(x), self.eval_batch_size):
-                chunks.append(self.head.probabilities(model(x[i:i + self.eval_batch_size]).float()))
+                chunks.append(
+                    self.head.probabilities(model(x[i : i + self.eval_batch_size]).float())
+                )
         model.train(was_training)
         return torch.cat(chunks).cpu().numpy()
 
@@ -585,9 +710,14 @@ class Trainer:
             "callbacks": {name: cb.state_dict() for name, cb in self.callbacks.items()},
             "train_metrics": None if self._epoch_complete else self._train_metrics.state_dict(),
             "rng": rng,
-            "progress": {"history": self.history, "best": self.best, "skipped_steps": self.skipped_steps,
-                         "wall_time_s": self._wall_time(), "stop_reason": self.stop_reason,
-                         "should_stop": self.should_stop},
+            "progress": {
+                "history": self.history,
+                "best": self.best,
+                "skipped_steps": self.skipped_steps,
+                "wall_time_s": self._wall_time(),
+                "stop_reason": self.stop_reason,
+                "should_stop": self.should_stop,
+            },
             "data": self.data.state_dict(),
             "config": self.config,
             "versions": {"trainer": __version__, "torch": torch.__version__},
@@ -637,13 +767,19 @@ class Trainer:
             self._train_metrics.load_state_dict(state["train_metrics"])
         progress = state["progress"]
         self.history, self.best = progress["history"], progress["best"]
-        self.skipped_steps, self._wall_time_before = progress["skipped_steps"], progress["wall_time_s"]
+        self.skipped_steps, self._wall_time_before = (
+            progress["skipped_steps"],
+            progress["wall_time_s"],
+        )
         self.should_stop, self.stop_reason = progress["should_stop"], progress["stop_reason"]
         rng = state["rng"]
         set_rng_state(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
         self.resumed_from = str(path)
-        where = f"epoch {self.epoch} complete" if self._epoch_complete else \
-            f"epoch {self.epoch}, after batch {self._batches_done}"
+        where = (
+            f"epoch {self.epoch} complete"
+            if self._epoch_complete
+            else f"epoch {self.epoch}, after batch {self._batches_done}"
+        )
         log.info("resumed from %s (%s, step %d)", path, where, self.global_step)
 
     # ------------------------------------------------------------------ the run's record
@@ -653,11 +789,16 @@ class Trainer:
             return
         best = self.best.get("value")
         if best is None or (value < best if self.mode == "min" else value > best):
-            self.best = {"epoch": self.epoch, "value": value,
-                         "metrics": {k: v for k, v in logs.items() if k.endswith(("/val", "/train"))}}
+            self.best = {
+                "epoch": self.epoch,
+                "value": value,
+                "metrics": {k: v for k, v in logs.items() if k.endswith(("/val", "/train"))},
+            }
 
     def _wall_time(self) -> float:
-        return self._wall_time_before + (time.time() - getattr(self, "_session_start", self._started))
+        return self._wall_time_before + (
+            time.time() - getattr(self, "_session_start", self._started)
+        )
 
     def summary(self) -> dict[str, Any]:
         """The run's record, as written to metrics.json."""
@@ -673,8 +814,10 @@ class Trainer:
             "best_epoch": self.best.get("epoch"),
             "best": self.best.get("metrics", {}),
             "restored": self.restored,
-            "final": {split: {k.rsplit("/", 1)[0]: v for k, v in last.items() if k.endswith("/" + split)}
-                      for split in ("train", "val")},
+            "final": {
+                split: {k.rsplit("/", 1)[0]: v for k, v in last.items() if k.endswith("/" + split)}
+                for split in ("train", "val")
+            },
             "test": self.test_metrics,
             "tested_on": self.tested_on,
             "epochs_run": len(self.history),
@@ -683,12 +826,20 @@ class Trainer:
             "skipped_steps": self.skipped_steps,
             "nonfinite": self.nonfinite,
             "wall_time_s": round(self._wall_time(), 3),
-            "started_at": datetime.fromtimestamp(self._started, timezone.utc).isoformat(timespec="seconds"),
+            "started_at": datetime.fromtimestamp(self._started, timezone.utc).isoformat(
+                timespec="seconds"
+            ),
             "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "resumed_from": self.resumed_from,
             "run_dir": str(self.run_dir),
-            "dataset": None if spec is None else {"name": spec.name, "task": spec.task, "sizes": spec.sizes,
-                                                  "num_classes": spec.num_classes},
+            "dataset": None
+            if spec is None
+            else {
+                "name": spec.name,
+                "task": spec.task,
+                "sizes": spec.sizes,
+                "num_classes": spec.num_classes,
+            },
             "history": self.history,
         }
 
@@ -700,13 +851,28 @@ class Trainer:
         """End the run: health report, metrics.json, loggers closed. Call it also after errors."""
         from .health import diagnose
 
-        if error is not None and self.status in ("created", "running", "completed", "stopped_early"):
-            self.status = "interrupted" if isinstance(error, (TrainingInterrupted, KeyboardInterrupt)) else "failed"
+        if error is not None and self.status in (
+            "created",
+            "running",
+            "completed",
+            "stopped_early",
+        ):
+            self.status = (
+                "interrupted"
+                if isinstance(error, (TrainingInterrupted, KeyboardInterrupt))
+                else "failed"
+            )
             if self.error is None and not isinstance(error, TrainingInterrupted):
-                self.error = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+                self.error = (
+                    str(error)
+                    if isinstance(error, UserError)
+                    else f"{type(error).__name__}: {error}"
+                )
         summary = self.summary()
         if self.head is not None and self.optimizer is not None:
-            summary["health"] = diagnose(summary, self.head.task, self.optimizer.param_groups[0]["lr"])
+            summary["health"] = diagnose(
+                summary, self.head.task, self.optimizer.param_groups[0]["lr"]
+            )
         for name, cb in self.callbacks.items():
             try:
                 cb.on_run_end(self, summary)
@@ -780,13 +946,17 @@ def _batch_limit(value, total: int, key: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{key} must be a number of batches or a fraction in (0, 1], got {value!r}.", key=key)
+        raise UserError(
+            f"{key} must be a number of batches or a fraction in (0, 1], got {value!r}.", key=key
+        )
     if isinstance(value, float) and value <= 1.0:
         if value <= 0:
             raise UserError(f"{key} must be positive, got {value}.", key=key)
         return max(1, int(total * value))
     if value < 1 or value != int(value):
-        raise UserError(f"{key} must be a whole number >= 1 or a fraction in (0, 1], got {value}.", key=key)
+        raise UserError(
+            f"{key} must be a whole number >= 1 or a fraction in (0, 1], got {value}.", key=key
+        )
     return int(value)
 
 

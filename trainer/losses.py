@@ -19,7 +19,9 @@ from .tasks import Head
 CLASSIFICATION = ("binary", "multiclass")
 
 
-def _class_weights(spec: str | list | None, class_counts: np.ndarray | None, key: str) -> torch.Tensor | None:
+def _class_weights(
+    spec: str | list | None, class_counts: np.ndarray | None, key: str
+) -> torch.Tensor | None:
     if spec is None:
         return None
     if spec == "balanced":
@@ -27,7 +29,9 @@ def _class_weights(spec: str | list | None, class_counts: np.ndarray | None, key
         return torch.tensor(counts.sum() / (len(counts) * counts), dtype=torch.float32)
     weights = list(spec)
     if class_counts is not None and len(weights) != len(class_counts):
-        raise UserError(f"{key} has {len(weights)} weights for {len(class_counts)} classes.", key=key)
+        raise UserError(
+            f"{key} has {len(weights)} weights for {len(class_counts)} classes.", key=key
+        )
     if any(w < 0 for w in weights):
         raise UserError(f"{key} must be non-negative, got {weights}.", key=key)
     return torch.tensor(weights, dtype=torch.float32)
@@ -39,17 +43,27 @@ class CrossEntropy(nn.Module):
     tasks = CLASSIFICATION
     kind = "logits"
 
-    def __init__(self, class_weights: str | list | None = None, label_smoothing: float = 0.0,
-                 class_counts: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        class_weights: str | list | None = None,
+        label_smoothing: float = 0.0,
+        class_counts: np.ndarray | None = None,
+    ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
-            raise UserError(f"loss.label_smoothing must be in [0, 1), got {label_smoothing}.",
-                            key="loss.label_smoothing")
-        self.register_buffer("weight", _class_weights(class_weights, class_counts, "loss.class_weights"))
+            raise UserError(
+                f"loss.label_smoothing must be in [0, 1), got {label_smoothing}.",
+                key="loss.label_smoothing",
+            )
+        self.register_buffer(
+            "weight", _class_weights(class_weights, class_counts, "loss.class_weights")
+        )
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, target, weight=self.weight, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(
+            logits, target, weight=self.weight, label_smoothing=self.label_smoothing
+        )
 
 
 class NLL(nn.Module):
@@ -58,9 +72,13 @@ class NLL(nn.Module):
     tasks = CLASSIFICATION
     kind = "logits"
 
-    def __init__(self, class_weights: str | list | None = None, class_counts: np.ndarray | None = None) -> None:
+    def __init__(
+        self, class_weights: str | list | None = None, class_counts: np.ndarray | None = None
+    ) -> None:
         super().__init__()
-        self.register_buffer("weight", _class_weights(class_weights, class_counts, "loss.class_weights"))
+        self.register_buffer(
+            "weight", _class_weights(class_weights, class_counts, "loss.class_weights")
+        )
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.nll_loss(F.log_softmax(logits, dim=1), target, weight=self.weight)
@@ -72,14 +90,20 @@ class BCEWithLogits(nn.Module):
     tasks = ("binary",)
     kind = "logit"
 
-    def __init__(self, pos_weight: float | str | None = None, class_counts: np.ndarray | None = None) -> None:
+    def __init__(
+        self, pos_weight: float | str | None = None, class_counts: np.ndarray | None = None
+    ) -> None:
         super().__init__()
         if pos_weight == "balanced":
             neg, pos = np.maximum(np.asarray(class_counts, dtype=np.float64), 1)
             pos_weight = neg / pos
         if pos_weight is not None and float(pos_weight) <= 0:
-            raise UserError(f"loss.pos_weight must be positive, got {pos_weight}.", key="loss.pos_weight")
-        self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor([float(pos_weight)]))
+            raise UserError(
+                f"loss.pos_weight must be positive, got {pos_weight}.", key="loss.pos_weight"
+            )
+        self.register_buffer(
+            "pos_weight", None if pos_weight is None else torch.tensor([float(pos_weight)])
+        )
 
     def forward(self, logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logit, target, pos_weight=self.pos_weight)
@@ -93,7 +117,9 @@ class Focal(nn.Module):
 
     tasks = CLASSIFICATION
 
-    def __init__(self, gamma: float = 2.0, alpha: float | None = None, task: str = "binary") -> None:
+    def __init__(
+        self, gamma: float = 2.0, alpha: float | None = None, task: str = "binary"
+    ) -> None:
         super().__init__()
         if gamma < 0:
             raise UserError(f"loss.gamma must be >= 0, got {gamma}.", key="loss.gamma")
@@ -106,7 +132,9 @@ class Focal(nn.Module):
         if self.kind == "logit":
             ce = F.binary_cross_entropy_with_logits(outputs, target, reduction="none")
             p_t = torch.exp(-ce)
-            weight = 1.0 if self.alpha is None else self.alpha * target + (1 - self.alpha) * (1 - target)
+            weight = (
+                1.0 if self.alpha is None else self.alpha * target + (1 - self.alpha) * (1 - target)
+            )
         else:
             log_p = F.log_softmax(outputs, dim=1).gather(1, target[:, None])[:, 0]
             ce, p_t = -log_p, log_p.exp()
@@ -123,25 +151,39 @@ def auto(task: str) -> nn.Module:
 
 # torch.nn losses used directly by the configs, and what they fit.
 _TORCH_LOSSES = {
-    nn.MSELoss: ("regression",), nn.L1Loss: ("regression",), nn.SmoothL1Loss: ("regression",),
-    nn.HuberLoss: ("regression",), nn.BCEWithLogitsLoss: ("binary",),
-    nn.CrossEntropyLoss: CLASSIFICATION, nn.NLLLoss: CLASSIFICATION,
+    nn.MSELoss: ("regression",),
+    nn.L1Loss: ("regression",),
+    nn.SmoothL1Loss: ("regression",),
+    nn.HuberLoss: ("regression",),
+    nn.BCEWithLogitsLoss: ("binary",),
+    nn.CrossEntropyLoss: CLASSIFICATION,
+    nn.NLLLoss: CLASSIFICATION,
 }
 _TORCH_KIND = {nn.BCEWithLogitsLoss: "logit", nn.CrossEntropyLoss: "logits", nn.NLLLoss: "logits"}
 
 
-def head_for(loss: nn.Module, task: str, num_classes: int | None, num_targets: int,
-             loss_name: str, dataset_name: str) -> Head:
+def head_for(
+    loss: nn.Module,
+    task: str,
+    num_classes: int | None,
+    num_targets: int,
+    loss_name: str,
+    dataset_name: str,
+) -> Head:
     """The output layout `loss` needs on `task`; a clear error when it does not fit the task."""
     tasks = getattr(loss, "tasks", None) or _TORCH_LOSSES.get(type(loss))
     if tasks is not None and task not in tasks:
-        suggestion = {"regression": "mse, l1, smooth_l1, huber",
-                      "binary": "bce_logits, cross_entropy, nll, focal",
-                      "multiclass": "cross_entropy, nll, focal"}[task]
+        suggestion = {
+            "regression": "mse, l1, smooth_l1, huber",
+            "binary": "bce_logits, cross_entropy, nll, focal",
+            "multiclass": "cross_entropy, nll, focal",
+        }[task]
         detail = f" with {num_classes} classes" if num_classes else ""
-        raise UserError(f"loss={loss_name} does not fit dataset={dataset_name}, a {task} task{detail}: "
-                        f"{loss_name} is for {' or '.join(tasks)} tasks. Valid losses here: auto, {suggestion}.",
-                        key="loss")
+        raise UserError(
+            f"loss={loss_name} does not fit dataset={dataset_name}, a {task} task{detail}: "
+            f"{loss_name} is for {' or '.join(tasks)} tasks. Valid losses here: auto, {suggestion}.",
+            key="loss",
+        )
     if task == "regression":
         return Head(task, "values", num_targets)
     kind = getattr(loss, "kind", None) or _TORCH_KIND.get(type(loss), "logits")

@@ -28,12 +28,14 @@ def suggest(rates: list[float], smoothed: list[float]) -> tuple[float | None, st
     best = int(np.nanargmin(smoothed))
     if best - low < 3:
         return None, "the loss never fell; the model may not be learning at any rate in this range"
-    logs = np.log10(rates[low:best + 1])
-    slopes = np.gradient(np.asarray(smoothed[low:best + 1]), logs)
+    logs = np.log10(rates[low : best + 1])
+    slopes = np.gradient(np.asarray(smoothed[low : best + 1]), logs)
     return float(rates[low + int(np.argmin(slopes))]), "steepest descent of the smoothed loss"
 
 
-def run_lr_find(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str], settings) -> float | None:
+def run_lr_find(
+    cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str], settings
+) -> float | None:
     from .run import build_trainer, command_line
 
     trainer, data = build_trainer(cfg, run_dir, choices, overrides)
@@ -42,8 +44,10 @@ def run_lr_find(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrid
     model, optimizer = trainer.model, trainer.optimizer
     steps = int(settings.num_steps)
     if steps < 10:
-        raise UserError(f"lr_find.num_steps={steps} is too few; use at least 10 (100 is typical).",
-                        key="lr_find.num_steps")
+        raise UserError(
+            f"lr_find.num_steps={steps} is too few; use at least 10 (100 is typical).",
+            key="lr_find.num_steps",
+        )
     factor = (settings.max_lr / settings.min_lr) ** (1 / (steps - 1))
     for group in optimizer.param_groups:
         group["lr"] = settings.min_lr
@@ -91,17 +95,27 @@ def run_lr_find(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrid
             if math.isfinite(v):
                 writer.add_scalar("lr_find/smoothed_loss", v, i)
                 writer.add_scalar("lr_find/lr", r, i)
-    result = {"mode": "lr_find", "status": "completed", "suggested_lr": suggestion, "how": how, "stopped": stop,
-              "min_loss_lr": rates[int(np.nanargmin(smoothed))] if smoothed else None,
-              "lr": rates, "loss": losses, "smoothed_loss": smoothed}
+    result = {
+        "mode": "lr_find",
+        "status": "completed",
+        "suggested_lr": suggestion,
+        "how": how,
+        "stopped": stop,
+        "min_loss_lr": rates[int(np.nanargmin(smoothed))] if smoothed else None,
+        "lr": rates,
+        "loss": losses,
+        "smoothed_loss": smoothed,
+    }
     write_json(result, run_dir / "metrics.json")
     sample = np.linspace(0, len(rates) - 1, num=min(8, len(rates))).astype(int)
     curve = "  ".join(f"{rates[i]:.1e}:{smoothed[i]:.3g}" for i in sample)
     kept = [o for o in overrides if not o.startswith(("mode=", "lr_find.", "optimizer.lr="))]
     rows = [("steps", f"{len(rates)} ({stop})"), ("loss vs lr", curve)]
     if suggestion is not None:
-        rows += [("suggested lr", f"{suggestion:.3g} ({how})"),
-                 ("use it", command_line([*kept, f"optimizer.lr={suggestion:.3g}"]))]
+        rows += [
+            ("suggested lr", f"{suggestion:.3g} ({how})"),
+            ("use it", command_line([*kept, f"optimizer.lr={suggestion:.3g}"])),
+        ]
     else:
         rows.append(("suggested lr", f"none: {how}"))
     rows.append(("figure", f"{run_dir / 'lr_find.png'} (and TensorBoard: lr_find/loss_vs_lr)"))

@@ -28,7 +28,9 @@ def metric_mode(name: str) -> str:
 class MetricAccumulator:
     """Sums of the loss and task statistics over an epoch, on the device."""
 
-    def __init__(self, head: Head, device: torch.device, target_std: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, head: Head, device: torch.device, target_std: torch.Tensor | None = None
+    ) -> None:
         self.head = head
         self.device = device
         dtype = torch.float32 if device.type == "mps" else torch.float64
@@ -74,7 +76,9 @@ class MetricAccumulator:
     def load_state_dict(self, state: dict) -> None:
         self.sums.copy_(state["sums"].to(self.sums.device, self.sums.dtype))
 
-    def compute(self, all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+    def compute(
+        self, all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> dict[str, float]:
         """Metrics over every batch recorded (across processes when `all_reduce` is given)."""
         self._flush()
         sums = self.sums.clone()
@@ -89,7 +93,7 @@ class MetricAccumulator:
             metrics["accuracy"] = values[2] / n
             return metrics
         k = self.head.num_outputs
-        abs_sum, sq_sum, y_sum, y2_sum = (values[2 + i * k: 2 + (i + 1) * k] for i in range(4))
+        abs_sum, sq_sum, y_sum, y2_sum = (values[2 + i * k : 2 + (i + 1) * k] for i in range(4))
         metrics["mae"] = sum(abs_sum) / (n * k)
         metrics["rmse"] = (sum(sq_sum) / (n * k)) ** 0.5
         r2 = []

@@ -9,14 +9,23 @@ from torch import nn
 
 from .errors import UserError, choices_text
 
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh,
-               "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "sigmoid": nn.Sigmoid}
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "sigmoid": nn.Sigmoid,
+}
 
 
 def _activation(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
-        raise UserError(f"model.activation='{name}' is not known; valid: {choices_text(ACTIVATIONS)}.",
-                        key="model.activation")
+        raise UserError(
+            f"model.activation='{name}' is not known; valid: {choices_text(ACTIVATIONS)}.",
+            key="model.activation",
+        )
     return ACTIVATIONS[name]()
 
 
@@ -40,13 +49,22 @@ class Linear(nn.Module):
 class MLP(nn.Module):
     """Fully connected layers: [Linear -> (BatchNorm) -> activation -> (Dropout)] x N -> Linear."""
 
-    def __init__(self, input_shape: Sequence[int], num_outputs: int, hidden_sizes: Sequence[int] = (64, 64),
-                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False) -> None:
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_outputs: int,
+        hidden_sizes: Sequence[int] = (64, 64),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+    ) -> None:
         super().__init__()
         _check_dropout(dropout)
         if any(int(h) < 1 for h in hidden_sizes):
-            raise UserError(f"model.hidden_sizes must be positive, got {list(hidden_sizes)}.",
-                            key="model.hidden_sizes")
+            raise UserError(
+                f"model.hidden_sizes must be positive, got {list(hidden_sizes)}.",
+                key="model.hidden_sizes",
+            )
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
         for size in hidden_sizes:
@@ -68,15 +86,25 @@ class CNN(nn.Module):
     """A small convolutional net for images: [Conv3x3 -> (BatchNorm) -> ReLU] x 2 + MaxPool per block,
     then a fully connected head."""
 
-    def __init__(self, input_shape: Sequence[int], num_outputs: int, channels: Sequence[int] = (16, 32),
-                 hidden_size: int = 64, dropout: float = 0.0, batch_norm: bool = False,
-                 activation: str = "relu") -> None:
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_outputs: int,
+        channels: Sequence[int] = (16, 32),
+        hidden_size: int = 64,
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         _check_dropout(dropout)
         if len(input_shape) != 3:
-            raise UserError(f"model=cnn needs image data shaped (channels, height, width); this data set has "
-                            f"{math.prod(input_shape)} flat features. Use an image data set such as "
-                            "dataset=digits, or model=mlp / model=linear for tabular data.", key="model")
+            raise UserError(
+                f"model=cnn needs image data shaped (channels, height, width); this data set has "
+                f"{math.prod(input_shape)} flat features. Use an image data set such as "
+                "dataset=digits, or model=mlp / model=linear for tabular data.",
+                key="model",
+            )
         in_channels, height, width = input_shape
         blocks: list[nn.Module] = []
         for out_channels in channels:
@@ -90,8 +118,11 @@ class CNN(nn.Module):
             in_channels = int(out_channels)
         self.input_shape = tuple(input_shape)
         self.features = nn.Sequential(*blocks)
-        head: list[nn.Module] = [nn.Flatten(), nn.Linear(in_channels * height * width, hidden_size),
-                                 _activation(activation)]
+        head: list[nn.Module] = [
+            nn.Flatten(),
+            nn.Linear(in_channels * height * width, hidden_size),
+            _activation(activation),
+        ]
         if dropout > 0:
             head.append(nn.Dropout(dropout))
         head.append(nn.Linear(hidden_size, num_outputs))

@@ -23,8 +23,12 @@ def _setting(factory, name: str, default=None):
     return default if param is None or param.default is inspect.Parameter.empty else param.default
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, decay_bias_and_norm: bool = True,
-                     module_lr: dict[str, float] | None = None) -> list[dict]:
+def parameter_groups(
+    model: nn.Module,
+    weight_decay: float,
+    decay_bias_and_norm: bool = True,
+    module_lr: dict[str, float] | None = None,
+) -> list[dict]:
     """Named parameter groups. Without decay on biases and norm weights (every parameter with
     fewer than 2 dimensions) they get weight_decay=0; `module_lr` maps a module name prefix
     (as in `model.named_parameters()`) to its own learning rate."""
@@ -33,19 +37,30 @@ def parameter_groups(model: nn.Module, weight_decay: float, decay_bias_and_norm:
     for prefix in module_lr:
         if not any(n == prefix or n.startswith(prefix + ".") for n in names):
             tops = sorted({n.split(".")[0] for n in names})
-            raise UserError(f"param_groups.module_lr names '{prefix}', which matches no parameter of the model. "
-                            f"Its modules: {', '.join(tops)} (prefixes of {', '.join(names[:6])}, ...).",
-                            key="param_groups.module_lr")
+            raise UserError(
+                f"param_groups.module_lr names '{prefix}', which matches no parameter of the model. "
+                f"Its modules: {', '.join(tops)} (prefixes of {', '.join(names[:6])}, ...).",
+                key="param_groups.module_lr",
+            )
     groups: dict[tuple[str, bool], dict] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        prefix = next((p for p in sorted(module_lr, key=len, reverse=True)
-                       if name == p or name.startswith(p + ".")), None)
+        prefix = next(
+            (
+                p
+                for p in sorted(module_lr, key=len, reverse=True)
+                if name == p or name.startswith(p + ".")
+            ),
+            None,
+        )
         no_decay = not decay_bias_and_norm and weight_decay > 0 and param.ndim < 2
         key = (prefix or "", no_decay)
         if key not in groups:
-            label = "/".join(part for part in (prefix, "no_decay" if no_decay else "") if part) or "default"
+            label = (
+                "/".join(part for part in (prefix, "no_decay" if no_decay else "") if part)
+                or "default"
+            )
             group = {"params": [], "name": label}
             if prefix is not None:
                 group["lr"] = float(module_lr[prefix])
@@ -56,8 +71,13 @@ def parameter_groups(model: nn.Module, weight_decay: float, decay_bias_and_norm:
     return list(groups.values())
 
 
-def build_optimizer(factory, model: nn.Module, device: torch.device, decay_bias_and_norm: bool = True,
-                    module_lr: dict[str, float] | None = None) -> torch.optim.Optimizer:
+def build_optimizer(
+    factory,
+    model: nn.Module,
+    device: torch.device,
+    decay_bias_and_norm: bool = True,
+    module_lr: dict[str, float] | None = None,
+) -> torch.optim.Optimizer:
     """Call the optimizer factory (a `_partial_` from the config) on the model's parameter groups.
 
     Uses the fused kernels where the optimizer and device support them and the config chose
@@ -65,7 +85,9 @@ def build_optimizer(factory, model: nn.Module, device: torch.device, decay_bias_
     weight_decay = float(_setting(factory, "weight_decay", 0.0) or 0.0)
     groups = parameter_groups(model, weight_decay, decay_bias_and_norm, module_lr)
     params = inspect.signature(_target(factory)).parameters
-    chosen = isinstance(factory, functools.partial) and ({"fused", "foreach"} & set(factory.keywords))
+    chosen = isinstance(factory, functools.partial) and (
+        {"fused", "foreach"} & set(factory.keywords)
+    )
     if "fused" in params and not chosen and device.type in ("cpu", "cuda"):
         try:
             return factory(groups, fused=True)
@@ -75,4 +97,6 @@ def build_optimizer(factory, model: nn.Module, device: torch.device, decay_bias_
         return factory(groups)
     except (ValueError, TypeError) as error:
         name = _target(factory).__name__
-        raise UserError(f"optimizer: {name} rejected its settings: {error}.", key="optimizer") from None
+        raise UserError(
+            f"optimizer: {name} rejected its settings: {error}.", key="optimizer"
+        ) from None

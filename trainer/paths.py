@@ -17,12 +17,16 @@ def resolve_checkpoint(path: str | Path, prefer: str = "last") -> Path:
         for name in order:
             if (folder / f"{name}.pt").is_file():
                 return folder / f"{name}.pt"
-        raise UserError(f"trainer.resume: '{path}' holds no checkpoint (looked for {folder}/last.pt and "
-                        f"best.pt). Was it run with callbacks=none or trainer.fast_dev_run=true?",
-                        key="trainer.resume")
+        raise UserError(
+            f"trainer.resume: '{path}' holds no checkpoint (looked for {folder}/last.pt and "
+            f"best.pt). Was it run with callbacks=none or trainer.fast_dev_run=true?",
+            key="trainer.resume",
+        )
     if not path.is_file():
-        raise UserError(f"trainer.resume: no such run directory or checkpoint file: '{path}'.",
-                        key="trainer.resume")
+        raise UserError(
+            f"trainer.resume: no such run directory or checkpoint file: '{path}'.",
+            key="trainer.resume",
+        )
     return path
 
 

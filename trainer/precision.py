@@ -8,8 +8,16 @@ import torch
 
 from .errors import UserError
 
-ALIASES = {"32": "32", "32-true": "32", "fp32": "32", "bf16-mixed": "bf16-mixed", "bf16": "bf16-mixed",
-           "16-mixed": "16-mixed", "16": "16-mixed", "fp16": "16-mixed"}
+ALIASES = {
+    "32": "32",
+    "32-true": "32",
+    "fp32": "32",
+    "bf16-mixed": "bf16-mixed",
+    "bf16": "bf16-mixed",
+    "16-mixed": "16-mixed",
+    "16": "16-mixed",
+    "fp16": "16-mixed",
+}
 
 
 class Precision:
@@ -18,15 +26,21 @@ class Precision:
     def __init__(self, precision: str | int, device: torch.device) -> None:
         name = ALIASES.get(str(precision).lower())
         if name is None:
-            raise UserError(f"trainer.precision={precision} is not valid; choose 32, bf16-mixed or 16-mixed.",
-                            key="trainer.precision")
+            raise UserError(
+                f"trainer.precision={precision} is not valid; choose 32, bf16-mixed or 16-mixed.",
+                key="trainer.precision",
+            )
         if name == "16-mixed" and device.type != "cuda":
-            raise UserError(f"trainer.precision=16-mixed needs a CUDA GPU (fp16 with loss scaling); this run is on "
-                            f"{device.type}. Use trainer.precision=bf16-mixed, which works on CPUs too, or 32.",
-                            key="trainer.precision")
+            raise UserError(
+                f"trainer.precision=16-mixed needs a CUDA GPU (fp16 with loss scaling); this run is on "
+                f"{device.type}. Use trainer.precision=bf16-mixed, which works on CPUs too, or 32.",
+                key="trainer.precision",
+            )
         if name == "bf16-mixed" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise UserError("trainer.precision=bf16-mixed: this GPU has no bfloat16 support; use 16-mixed.",
-                            key="trainer.precision")
+            raise UserError(
+                "trainer.precision=bf16-mixed: this GPU has no bfloat16 support; use 16-mixed.",
+                key="trainer.precision",
+            )
         self.name = name
         self.device_type = device.type
         self.dtype = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}[name]

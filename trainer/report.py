@@ -29,8 +29,16 @@ def _plain(title: str, rows: list[tuple[str, str]]) -> str:
 
 
 def start_panel(rows: list[tuple[str, str]]) -> None:
-    console.show(Panel(_pairs_table(rows), title="trainer", title_align="left", border_style="cyan",
-                       expand=False), _plain("run", rows))
+    console.show(
+        Panel(
+            _pairs_table(rows),
+            title="trainer",
+            title_align="left",
+            border_style="cyan",
+            expand=False,
+        ),
+        _plain("run", rows),
+    )
 
 
 def config_tree(config: dict) -> None:
@@ -64,32 +72,69 @@ def _fmt(value: Any) -> str:
 def end_summary(summary: dict[str, Any], run_dir: Path, writes_files: bool = True) -> None:
     """The summary table and the health report."""
     status = summary["status"]
-    style = {"completed": "green", "stopped_early": "green", "interrupted": "yellow"}.get(status, "red")
-    rows = [("status", f"[{style}]{status}[/]" + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""))]
+    style = {"completed": "green", "stopped_early": "green", "interrupted": "yellow"}.get(
+        status, "red"
+    )
+    rows = [
+        (
+            "status",
+            f"[{style}]{status}[/]"
+            + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""),
+        )
+    ]
     if summary.get("error"):
         rows.append(("error", summary["error"]))
     if summary.get("best_val_metric") is not None:
-        rows.append(("best", f"{summary['monitor']} {_fmt(summary['best_val_metric'])} at epoch {summary['best_epoch']}"))
+        rows.append(
+            (
+                "best",
+                f"{summary['monitor']} {_fmt(summary['best_val_metric'])} at epoch {summary['best_epoch']}",
+            )
+        )
     final_val = (summary.get("final") or {}).get("val") or {}
     if final_val:
         rows.append(("final val", ", ".join(f"{k} {_fmt(v)}" for k, v in final_val.items())))
     if summary.get("test"):
-        rows.append(("test", ", ".join(f"{k} {_fmt(v)}" for k, v in summary["test"].items())
-                     + (f"  (on {summary['tested_on']})" if summary.get("tested_on") else "")))
-    rows.append(("epochs", f"{summary['epochs_run']} of {summary['max_epochs']} "
-                           f"({summary['global_step']:,} optimizer steps"
-                           + (f", {summary['skipped_steps']} skipped" if summary.get("skipped_steps") else "") + ")"))
+        rows.append(
+            (
+                "test",
+                ", ".join(f"{k} {_fmt(v)}" for k, v in summary["test"].items())
+                + (f"  (on {summary['tested_on']})" if summary.get("tested_on") else ""),
+            )
+        )
+    rows.append(
+        (
+            "epochs",
+            f"{summary['epochs_run']} of {summary['max_epochs']} "
+            f"({summary['global_step']:,} optimizer steps"
+            + (f", {summary['skipped_steps']} skipped" if summary.get("skipped_steps") else "")
+            + ")",
+        )
+    )
     rows.append(("wall time", f"{summary['wall_time_s']:.1f} s"))
     if writes_files:
         rows.append(("run dir", str(run_dir)))
         if (run_dir / "checkpoints" / "last.pt").exists() or status == "interrupted":
-            rows.append(("checkpoints", f"{run_dir / 'checkpoints'} (resume: python -m trainer "
-                                        f"trainer.resume={shlex.quote(str(run_dir))})"))
+            rows.append(
+                (
+                    "checkpoints",
+                    f"{run_dir / 'checkpoints'} (resume: python -m trainer "
+                    f"trainer.resume={shlex.quote(str(run_dir))})",
+                )
+            )
         if (run_dir / "tensorboard").exists():
             rows.append(("tensorboard", tensorboard_command(run_dir)))
     plain_rows = [(k, _strip_markup(v)) for k, v in rows]
-    console.show(Panel(_pairs_table(rows), title="summary", title_align="left", border_style=style, expand=False),
-                 _plain("summary", plain_rows))
+    console.show(
+        Panel(
+            _pairs_table(rows),
+            title="summary",
+            title_align="left",
+            border_style=style,
+            expand=False,
+        ),
+        _plain("summary", plain_rows),
+    )
     health_report(summary.get("health") or [])
 
 
@@ -101,15 +146,28 @@ def health_report(findings: list[dict[str, Any]]) -> None:
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
     for finding in findings:
-        mark = marks.get(finding["severity"], "-") if finding["kind"] == "ok" or finding["severity"] != "info" else "[cyan]i[/]"
+        mark = (
+            marks.get(finding["severity"], "-")
+            if finding["kind"] == "ok" or finding["severity"] != "info"
+            else "[cyan]i[/]"
+        )
         table.add_row(mark, finding["message"])
     plain = "health report:\n" + "\n".join(f"  - {f['message']}" for f in findings)
-    console.show(Panel(table, title="health report", title_align="left", border_style="magenta", expand=False), plain)
+    console.show(
+        Panel(
+            table, title="health report", title_align="left", border_style="magenta", expand=False
+        ),
+        plain,
+    )
 
 
 def key_values(title: str, rows: list[tuple[str, str]], style: str = "green") -> None:
-    console.show(Panel(_pairs_table(rows), title=title, title_align="left", border_style=style, expand=False),
-                 _plain(title, rows))
+    console.show(
+        Panel(
+            _pairs_table(rows), title=title, title_align="left", border_style=style, expand=False
+        ),
+        _plain(title, rows),
+    )
 
 
 def _strip_markup(text: str) -> str:

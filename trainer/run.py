@@ -1,11 +1,11 @@
 """What one job does: validate the config, compose the objects it names, run the chosen mode.
 
-    data      = DataModule(instantiate(cfg.dataset), **cfg.data)     # split 70/15/15, standardise
-    loss      = instantiate(cfg.loss)(task)                          # picks the output layout
-    model     = instantiate(cfg.model, input_shape=..., num_outputs=...)
-    trainer   = instantiate(cfg.trainer, model=..., loss=..., optimizer=instantiate(cfg.optimizer), ...)
-    trainer.fit(data); trainer.test(data); trainer.finish()
-    return the best monitored validation metric (what sweepers optimise)
+data      = DataModule(instantiate(cfg.dataset), **cfg.data)     # split 70/15/15, standardise
+loss      = instantiate(cfg.loss)(task)                          # picks the output layout
+model     = instantiate(cfg.model, input_shape=..., num_outputs=...)
+trainer   = instantiate(cfg.trainer, model=..., loss=..., optimizer=instantiate(cfg.optimizer), ...)
+trainer.fit(data); trainer.test(data); trainer.finish()
+return the best monitored validation metric (what sweepers optimise)
 """
 
 from __future__ import annotations
@@ -25,10 +25,14 @@ from .errors import UserError
 log = logging.getLogger("trainer")
 
 
-def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str]) -> float | None:
+def run(
+    cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str]
+) -> float | None:
     """Run one job; returns the best monitored validation metric (train and lr_find modes)."""
     typed = validate(cfg)
-    if cfg.trainer.mode == "auto":  # resolve once, so ${trainer.mode} in callbacks and schedulers agrees
+    if (
+        cfg.trainer.mode == "auto"
+    ):  # resolve once, so ${trainer.mode} in callbacks and schedulers agrees
         from .metrics import metric_mode
 
         with open_dict(cfg):
@@ -64,9 +68,14 @@ def instantiate(node, key: str, **kwargs):
         if isinstance(cause, UserError):
             raise cause from None
         target = node.get("_target_") if hasattr(node, "get") else None
-        detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(error).splitlines()[0]
-        raise UserError(f"{key}: building {target} failed: {detail}. Check the {key} settings "
-                        f"(`python -m trainer --cfg job` shows them).", key=key) from None
+        detail = (
+            f"{type(cause).__name__}: {cause}" if cause is not None else str(error).splitlines()[0]
+        )
+        raise UserError(
+            f"{key}: building {target} failed: {detail}. Check the {key} settings "
+            f"(`python -m trainer --cfg job` shows them).",
+            key=key,
+        ) from None
 
 
 def build_data(cfg: DictConfig):
@@ -75,11 +84,19 @@ def build_data(cfg: DictConfig):
 
     source = instantiate(cfg.dataset, "dataset")
     if not isinstance(source, ArrayData):
-        raise UserError(f"dataset._target_={cfg.dataset._target_} returned {type(source).__name__}; a dataset "
-                        "config must build trainer.data.ArrayData.", key="dataset._target_")
+        raise UserError(
+            f"dataset._target_={cfg.dataset._target_} returned {type(source).__name__}; a dataset "
+            "config must build trainer.data.ArrayData.",
+            key="dataset._target_",
+        )
     data = cfg.data
-    return DataModule(source, split=tuple(data.split), seed=data.seed, standardize=data.standardize,
-                      standardize_targets=data.standardize_targets)
+    return DataModule(
+        source,
+        split=tuple(data.split),
+        seed=data.seed,
+        standardize=data.standardize,
+        standardize_targets=data.standardize_targets,
+    )
 
 
 def build_model_and_loss(cfg: DictConfig, spec, class_counts, choices: dict[str, str]):
@@ -87,15 +104,26 @@ def build_model_and_loss(cfg: DictConfig, spec, class_counts, choices: dict[str,
     from .losses import build_loss, head_for
 
     loss = build_loss(instantiate(cfg.loss, "loss"), spec.task, class_counts)
-    head = head_for(loss, spec.task, spec.num_classes, spec.num_targets, choices.get("loss", "custom"),
-                    choices.get("dataset", spec.name))
-    model = instantiate(cfg.model, "model", input_shape=tuple(spec.input_shape), num_outputs=head.num_outputs)
+    head = head_for(
+        loss,
+        spec.task,
+        spec.num_classes,
+        spec.num_targets,
+        choices.get("loss", "custom"),
+        choices.get("dataset", spec.name),
+    )
+    model = instantiate(
+        cfg.model, "model", input_shape=tuple(spec.input_shape), num_outputs=head.num_outputs
+    )
     return model, loss, head
 
 
 def build_callbacks(cfg: DictConfig) -> tuple[dict, dict]:
-    callbacks = {name: instantiate(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()
-                 if node is not None}
+    callbacks = {
+        name: instantiate(node, f"callbacks.{name}")
+        for name, node in (cfg.get("callbacks") or {}).items()
+        if node is not None
+    }
     loggers = {"tensorboard": instantiate(cfg.logger, "logger")} if cfg.get("logger") else {}
     return callbacks, loggers
 
@@ -116,19 +144,32 @@ def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overr
         scheduler = instantiate(node, "scheduler")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     trainer = instantiate(
-        cfg.trainer, "trainer", model=model, loss=loss, optimizer=instantiate(cfg.optimizer, "optimizer"),
-        scheduler=scheduler, scheduler_interval=interval, callbacks=callbacks, loggers=loggers,
+        cfg.trainer,
+        "trainer",
+        model=model,
+        loss=loss,
+        optimizer=instantiate(cfg.optimizer, "optimizer"),
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        callbacks=callbacks,
+        loggers=loggers,
         decay_bias_and_norm=cfg.param_groups.decay_bias_and_norm,
-        module_lr=OmegaConf.to_container(cfg.param_groups.module_lr), run_dir=run_dir)
+        module_lr=OmegaConf.to_container(cfg.param_groups.module_lr),
+        run_dir=run_dir,
+    )
     trainer.config = resolved  # (not through instantiate: it would build the _target_ nodes inside)
     trainer.hparams = hyperparameters(cfg, choices, overrides)
     return trainer, data
 
 
-def hyperparameters(cfg: DictConfig, choices: dict[str, str], overrides: list[str]) -> dict[str, Any]:
+def hyperparameters(
+    cfg: DictConfig, choices: dict[str, str], overrides: list[str]
+) -> dict[str, Any]:
     """Flat, readable hyper-parameters for TensorBoard's HParams table."""
-    hp: dict[str, Any] = {group: choices.get(group, "custom") for group in
-                          ("dataset", "model", "loss", "optimizer", "scheduler")}
+    hp: dict[str, Any] = {
+        group: choices.get(group, "custom")
+        for group in ("dataset", "model", "loss", "optimizer", "scheduler")
+    }
     for key, value in (cfg.model or {}).items():
         if not str(key).startswith("_"):
             hp[f"model.{key}"] = _scalar(value)
@@ -151,7 +192,9 @@ def _scalar(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- train
-def train(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str]) -> float | None:
+def train(
+    cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str]
+) -> float | None:
     trainer, data = build_trainer(cfg, run_dir, choices, overrides)
     try:
         trainer.setup(data)
@@ -170,7 +213,9 @@ def train(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: li
     return summary["best_val_metric"]
 
 
-def start_rows(trainer, data, cfg: DictConfig, choices: dict[str, str], run_dir: Path) -> list[tuple[str, str]]:
+def start_rows(
+    trainer, data, cfg: DictConfig, choices: dict[str, str], run_dir: Path
+) -> list[tuple[str, str]]:
     from .models import summarize
 
     spec = data.spec
@@ -179,26 +224,61 @@ def start_rows(trainer, data, cfg: DictConfig, choices: dict[str, str], run_dir:
     shape = "x".join(map(str, spec.input_shape))
     total, _, _ = summarize(trainer.unwrapped_model)
     opt = cfg.optimizer
-    opt_text = choices.get("optimizer", "custom") + " " + ", ".join(
-        f"{k} {opt[k]:g}" for k in ("lr", "weight_decay", "momentum") if k in opt and isinstance(opt[k], (int, float)))
-    schedule = "none" if trainer.schedule is None else \
-        f"{choices.get('scheduler', 'custom')} (steps every {trainer.schedule.interval})"
+    opt_text = (
+        choices.get("optimizer", "custom")
+        + " "
+        + ", ".join(
+            f"{k} {opt[k]:g}"
+            for k in ("lr", "weight_decay", "momentum")
+            if k in opt and isinstance(opt[k], (int, float))
+        )
+    )
+    schedule = (
+        "none"
+        if trainer.schedule is None
+        else f"{choices.get('scheduler', 'custom')} (steps every {trainer.schedule.interval})"
+    )
     rows = [
-        ("data", f"{choices.get('dataset', spec.name)}: {sizes['train']} train / {sizes['val']} val / "
-                 f"{sizes['test']} test, input {shape}, {kind}"),
-        ("model", f"{choices.get('model', 'custom')} ({type(trainer.unwrapped_model).__name__}): {total:,} parameters"),
-        ("loss", f"{type(trainer.loss_fn).__name__} ({choices.get('loss', 'custom')}), {trainer.head.num_outputs} output(s)"),
+        (
+            "data",
+            f"{choices.get('dataset', spec.name)}: {sizes['train']} train / {sizes['val']} val / "
+            f"{sizes['test']} test, input {shape}, {kind}",
+        ),
+        (
+            "model",
+            f"{choices.get('model', 'custom')} ({type(trainer.unwrapped_model).__name__}): {total:,} parameters",
+        ),
+        (
+            "loss",
+            f"{type(trainer.loss_fn).__name__} ({choices.get('loss', 'custom')}), {trainer.head.num_outputs} output(s)",
+        ),
         ("optimizer", f"{opt_text} ({type(trainer.optimizer).__name__})"),
         ("scheduler", schedule),
-        ("training", f"{trainer.max_epochs} epochs x {trainer.steps_per_epoch} steps, batch {trainer.batch_size}"
-                     + (f" x {trainer.accumulate_grad_batches} accumulated" if trainer.accumulate_grad_batches > 1 else "")
-                     + f", monitor {trainer.monitor} ({trainer.mode})"),
-        ("device", f"{trainer.device}" + (f" x {trainer.dist.world_size} processes (DDP)" if trainer.dist.active else "")
-                   + f", precision {trainer.precision.name}, seed {trainer.seed}"),
+        (
+            "training",
+            f"{trainer.max_epochs} epochs x {trainer.steps_per_epoch} steps, batch {trainer.batch_size}"
+            + (
+                f" x {trainer.accumulate_grad_batches} accumulated"
+                if trainer.accumulate_grad_batches > 1
+                else ""
+            )
+            + f", monitor {trainer.monitor} ({trainer.mode})",
+        ),
+        (
+            "device",
+            f"{trainer.device}"
+            + (f" x {trainer.dist.world_size} processes (DDP)" if trainer.dist.active else "")
+            + f", precision {trainer.precision.name}, seed {trainer.seed}",
+        ),
         ("output", str(run_dir) if trainer.writes_files else "nothing is written (fast_dev_run)"),
     ]
     if trainer.resumed_from:
-        rows.append(("resumed", f"{trainer.resumed_from} (epoch {trainer.epoch}, step {trainer.global_step})"))
+        rows.append(
+            (
+                "resumed",
+                f"{trainer.resumed_from} (epoch {trainer.epoch}, step {trainer.global_step})",
+            )
+        )
     return rows
 
 
@@ -217,8 +297,10 @@ def _set_log_level(level: str) -> None:
             try:
                 handler.setLevel(str(level).upper())
             except ValueError:
-                raise UserError(f"log_level='{level}' is not a level; use DEBUG, INFO, WARNING or ERROR.",
-                                key="log_level") from None
+                raise UserError(
+                    f"log_level='{level}' is not a level; use DEBUG, INFO, WARNING or ERROR.",
+                    key="log_level",
+                ) from None
 
 
 _DEFAULT_THREADS: int | None = None

@@ -18,8 +18,17 @@ from hydra.experimental.callback import Callback as HydraCallback
 from .files import write_json
 
 SWEEP_DIR: Path | None = None  # set in the launching process when a sweep starts
-NOISE = ("trainer.seed", "data.seed", "trainer.device", "trainer.num_threads", "log_level", "print_config",
-         "hydra", "experiment", "hparams_search")
+NOISE = (
+    "trainer.seed",
+    "data.seed",
+    "trainer.device",
+    "trainer.num_threads",
+    "log_level",
+    "print_config",
+    "hydra",
+    "experiment",
+    "hparams_search",
+)
 
 
 class SweepRecorder(HydraCallback):
@@ -54,13 +63,21 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     from .run import command_line
 
     rows = []
-    for job_dir in sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=_job_number):
+    for job_dir in sorted(
+        (p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=_job_number
+    ):
         overrides = _overrides(job_dir)
-        row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(_swept(overrides)),
-                               "command": command_line(overrides), "run_dir": str(job_dir)}
+        row: dict[str, Any] = {
+            "job": job_dir.name,
+            "overrides": " ".join(_swept(overrides)),
+            "command": command_line(overrides),
+            "run_dir": str(job_dir),
+        }
         metrics_file = job_dir / "metrics.json"
         if not metrics_file.is_file():
-            row.update(status="missing", error="no metrics.json: the job did not start or was killed")
+            row.update(
+                status="missing", error="no metrics.json: the job did not start or was killed"
+            )
             rows.append(row)
             continue
         try:
@@ -69,11 +86,16 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
             row.update(status="unreadable", error=f"metrics.json: {error}")
             rows.append(row)
             continue
-        row.update(status=metrics.get("status", "unknown"), monitor=metrics.get("monitor"),
-                   mode=metrics.get("mode"), best=metrics.get("best_val_metric"),
-                   best_epoch=metrics.get("best_epoch"), epochs=metrics.get("epochs_run"),
-                   wall_time_s=metrics.get("wall_time_s"), error=(metrics.get("error") or "").splitlines()[0]
-                   if metrics.get("error") else None)
+        row.update(
+            status=metrics.get("status", "unknown"),
+            monitor=metrics.get("monitor"),
+            mode=metrics.get("mode"),
+            best=metrics.get("best_val_metric"),
+            best_epoch=metrics.get("best_epoch"),
+            epochs=metrics.get("epochs_run"),
+            wall_time_s=metrics.get("wall_time_s"),
+            error=(metrics.get("error") or "").splitlines()[0] if metrics.get("error") else None,
+        )
         for key, value in (metrics.get("test") or {}).items():
             row[f"test_{key}"] = value
         if metrics.get("mode") == "lr_find":
@@ -110,13 +132,36 @@ def summarize(sweep_dir: str | Path, show: bool = True) -> dict[str, Any]:
     rows = rank(collect(sweep_dir))
     failed = [r for r in rows if r.get("status") not in OK_STATUSES]
     best = next((r for r in rows if r.get("rank") == 1), None)
-    monitor = best.get("monitor") if best else next((r.get("monitor") for r in rows if r.get("monitor")), None)
-    summary = {"sweep_dir": str(sweep_dir), "monitor": monitor, "mode": best.get("mode") if best else None,
-               "jobs": len(rows), "failed": len(failed), "best": best, "runs": rows}
+    monitor = (
+        best.get("monitor")
+        if best
+        else next((r.get("monitor") for r in rows if r.get("monitor")), None)
+    )
+    summary = {
+        "sweep_dir": str(sweep_dir),
+        "monitor": monitor,
+        "mode": best.get("mode") if best else None,
+        "jobs": len(rows),
+        "failed": len(failed),
+        "best": best,
+        "runs": rows,
+    }
     write_json(summary, sweep_dir / "summary.json")
     test_keys = sorted({k for r in rows for k in r if k.startswith("test_")})
-    columns = ["rank", "job", "status", "overrides", "monitor", "best", "best_epoch", *test_keys, "epochs",
-               "wall_time_s", "error", "command"]
+    columns = [
+        "rank",
+        "job",
+        "status",
+        "overrides",
+        "monitor",
+        "best",
+        "best_epoch",
+        *test_keys,
+        "epochs",
+        "wall_time_s",
+        "error",
+        "command",
+    ]
     with (sweep_dir / "summary.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
@@ -134,10 +179,21 @@ def _print(summary: dict[str, Any], test_keys: list[str]) -> None:
 
     rows = summary["runs"]
     monitor = summary.get("monitor") or "metric"
-    table = Table(title=f"sweep: {len(rows)} runs ranked by best {monitor}"
-                        f" ({summary.get('mode') or 'min'})", title_justify="left")
-    for name in ("#", "job", "overrides", f"best {monitor}", "epoch", *[k.replace('_', ' ', 1) for k in test_keys],
-                 "epochs", "status", "time"):
+    table = Table(
+        title=f"sweep: {len(rows)} runs ranked by best {monitor} ({summary.get('mode') or 'min'})",
+        title_justify="left",
+    )
+    for name in (
+        "#",
+        "job",
+        "overrides",
+        f"best {monitor}",
+        "epoch",
+        *[k.replace("_", " ", 1) for k in test_keys],
+        "epochs",
+        "status",
+        "time",
+    ):
         table.add_column(name, overflow="fold")
 
     def fmt(value) -> str:
@@ -146,13 +202,23 @@ def _print(summary: dict[str, Any], test_keys: list[str]) -> None:
     for row in rows:
         status = row.get("status", "")
         style = None if status in OK_STATUSES else "red"
-        table.add_row(fmt(row.get("rank")), row["job"], row.get("overrides", ""), fmt(row.get("best")),
-                      fmt(row.get("best_epoch")), *[fmt(row.get(k)) for k in test_keys], fmt(row.get("epochs")),
-                      status, fmt(row.get("wall_time_s")) + ("s" if row.get("wall_time_s") is not None else ""),
-                      style=style)
+        table.add_row(
+            fmt(row.get("rank")),
+            row["job"],
+            row.get("overrides", ""),
+            fmt(row.get("best")),
+            fmt(row.get("best_epoch")),
+            *[fmt(row.get(k)) for k in test_keys],
+            fmt(row.get("epochs")),
+            status,
+            fmt(row.get("wall_time_s")) + ("s" if row.get("wall_time_s") is not None else ""),
+            style=style,
+        )
     lines = [f"summary: {Path(summary['sweep_dir']) / 'summary.csv'} and summary.json"]
     if summary["best"]:
-        lines.append(f"best run: {summary['best']['job']} -> re-run with: {summary['best']['command']}")
+        lines.append(
+            f"best run: {summary['best']['job']} -> re-run with: {summary['best']['command']}"
+        )
     for row in rows:
         if row.get("status") not in OK_STATUSES:
             lines.append(f"failed: {row['job']}: {row.get('error') or row.get('status')}")
@@ -166,16 +232,20 @@ def _plain_table(rows: list[dict[str, Any]], monitor: str, test_keys: list[str])
     out = [f"sweep summary (best {monitor}):"]
     for row in rows:
         tests = " ".join(f"{k}={row.get(k)}" for k in test_keys)
-        out.append(f"  #{row.get('rank')} {row['job']} status={row.get('status')} best={row.get('best')} "
-                   f"epoch={row.get('best_epoch')} {tests}")
+        out.append(
+            f"  #{row.get('rank')} {row['job']} status={row.get('status')} best={row.get('best')} "
+            f"epoch={row.get('best_epoch')} {tests}"
+        )
     return "\n".join(out)
 
 
 def main_summarize(argv: list[str]) -> int:
     """`python -m trainer.summarize <sweep dir>`: rebuild the sweep summary."""
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
-        print("usage: python -m trainer.summarize <sweep dir>\n\nRebuilds summary.csv / summary.json and the "
-              "ranking table from the run directories of a sweep (any launcher, any sweeper).")
+        print(
+            "usage: python -m trainer.summarize <sweep dir>\n\nRebuilds summary.csv / summary.json and the "
+            "ranking table from the run directories of a sweep (any launcher, any sweeper)."
+        )
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     from .console import print_user_error
     from .errors import UserError

@@ -7,5 +7,11 @@ from .lr_monitor import LearningRateMonitor
 from .progress import ProgressBar
 from .tensorboard import TensorBoardLogger
 
-__all__ = ["Callback", "EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "ProgressBar",
-           "TensorBoardLogger"]
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "LearningRateMonitor",
+    "ModelCheckpoint",
+    "ProgressBar",
+    "TensorBoardLogger",
+]

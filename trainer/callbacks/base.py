@@ -69,8 +69,12 @@ class Callback:
     def load_state_dict(self, state: dict) -> None: ...
 
 
-PER_BATCH_HOOKS = ("on_train_batch_start", "on_after_backward", "on_before_optimizer_step",
-                   "on_train_batch_end")
+PER_BATCH_HOOKS = (
+    "on_train_batch_start",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_train_batch_end",
+)
 
 
 def overrides(callback: Callback, hook: str) -> bool:

@@ -13,8 +13,15 @@ class ModelCheckpoint(Callback):
     `best.pt` whenever `monitor` improves, and with `save_top_k > 1` also the k best epochs as
     `epoch=007-loss_val=0.1234.pt`. Every write is atomic and happens off the training thread."""
 
-    def __init__(self, monitor: str = "loss/val", mode: str = "min", save_last: bool = True,
-                 save_best: bool = True, save_top_k: int = 1, dirpath: str | None = None) -> None:
+    def __init__(
+        self,
+        monitor: str = "loss/val",
+        mode: str = "min",
+        save_last: bool = True,
+        save_best: bool = True,
+        save_top_k: int = 1,
+        dirpath: str | None = None,
+    ) -> None:
         if mode == "auto":
             from ..metrics import metric_mode
 
@@ -52,7 +59,11 @@ class ModelCheckpoint(Callback):
         if improved:
             self.best, self.best_epoch = value, trainer.epoch
         # Gathering the checkpoint is collective under DDP (every rank's RNG state): all ranks call it.
-        state = trainer.checkpoint_state() if (self.save_last or improved or self.save_top_k > 1) else None
+        state = (
+            trainer.checkpoint_state()
+            if (self.save_last or improved or self.save_top_k > 1)
+            else None
+        )
         if not self.active or state is None:
             return
         if self.save_last:
@@ -68,7 +79,7 @@ class ModelCheckpoint(Callback):
         self.top_k.sort(key=lambda item: item[0], reverse=self.mode == "max")
         if any(item[2] == name for item in self.top_k[: self.save_top_k]):
             trainer.write_checkpoint(state, self.folder / name)
-        for _, _, stale in self.top_k[self.save_top_k:]:
+        for _, _, stale in self.top_k[self.save_top_k :]:
             trainer.delete_file(self.folder / stale)
         self.top_k = self.top_k[: self.save_top_k]
 
@@ -82,7 +93,11 @@ class ModelCheckpoint(Callback):
                 trainer.write_checkpoint(state, self.folder / "last.pt")
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch, "top_k": [list(t) for t in self.top_k]}
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "top_k": [list(t) for t in self.top_k],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_epoch = state["best"], state["best_epoch"]

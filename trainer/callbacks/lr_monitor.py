@@ -29,8 +29,12 @@ class LearningRateMonitor(Callback):
     def on_train_batch_end(self, trainer, batch_idx, loss) -> None:
         if self.logging_interval == "step" and trainer.global_step != self._last_step:
             self._last_step = trainer.global_step
-            trainer.log_step({f"{k}_step" if k == "lr" else k.replace("lr/", "lr_step/"): v
-                              for k, v in self._rates(trainer).items()})
+            trainer.log_step(
+                {
+                    f"{k}_step" if k == "lr" else k.replace("lr/", "lr_step/"): v
+                    for k, v in self._rates(trainer).items()
+                }
+            )
 
     def on_epoch_end(self, trainer, logs) -> None:
         logs.update(self._epoch_lrs)

@@ -13,7 +13,11 @@ SHORT = {"loss": "loss", "accuracy": "acc", "mae": "mae", "rmse": "rmse", "r2": 
 def _fmt(value: float) -> str:
     if value is None or not math.isfinite(value):
         return str(value)
-    return f"{value:.2e}" if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4) else f"{value:.4f}"
+    return (
+        f"{value:.2e}"
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4)
+        else f"{value:.4f}"
+    )
 
 
 def epoch_line(logs: dict[str, float], max_epochs: int, monitor: str, is_best: bool) -> str:
@@ -21,8 +25,11 @@ def epoch_line(logs: dict[str, float], max_epochs: int, monitor: str, is_best: b
     width = len(str(max_epochs))
     parts = [f"epoch {logs['epoch']:>{width}}/{max_epochs}"]
     for split in ("train", "val"):
-        items = [f"{SHORT.get(k.split('/')[0], k.split('/')[0])} {_fmt(v)}" for k, v in logs.items()
-                 if k.endswith("/" + split)]
+        items = [
+            f"{SHORT.get(k.split('/')[0], k.split('/')[0])} {_fmt(v)}"
+            for k, v in logs.items()
+            if k.endswith("/" + split)
+        ]
         if items:
             parts.append(f"{split} " + " ".join(items))
     lr = next((v for k, v in logs.items() if k == "lr" or k.startswith("lr/")), None)
@@ -59,19 +66,32 @@ class ProgressBar(Callback):
                 TimeRemainingColumn,
             )
 
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                                      console=console.console(), transient=True)
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=console.console(),
+                transient=True,
+            )
             self._progress.start()
-            self._epochs = self._progress.add_task("epochs", total=trainer.max_epochs,
-                                                   completed=trainer.epoch, info="")
-            self._batches = self._progress.add_task("batches", total=len(trainer.train_batches), info="")
+            self._epochs = self._progress.add_task(
+                "epochs", total=trainer.max_epochs, completed=trainer.epoch, info=""
+            )
+            self._batches = self._progress.add_task(
+                "batches", total=len(trainer.train_batches), info=""
+            )
             self._next_refresh = 0.0
 
     def on_train_epoch_start(self, trainer) -> None:
         if self._progress is not None:
-            self._progress.reset(self._batches, total=len(trainer.train_batches),
-                                 description=f"epoch {trainer.epoch}", info="")
+            self._progress.reset(
+                self._batches,
+                total=len(trainer.train_batches),
+                description=f"epoch {trainer.epoch}",
+                info="",
+            )
 
     def on_train_batch_end(self, trainer, batch_idx, loss) -> None:
         if self._progress is None:
@@ -80,8 +100,11 @@ class ProgressBar(Callback):
         if now >= self._next_refresh:  # reading the loss synchronises: only at the refresh rate
             self._next_refresh = now + self.refresh_s
             lr = trainer.optimizer.param_groups[0]["lr"]
-            self._progress.update(self._batches, completed=batch_idx + 1,
-                                  info=f"loss {loss.float().item():.4f}  lr {lr:.2e}")
+            self._progress.update(
+                self._batches,
+                completed=batch_idx + 1,
+                info=f"loss {loss.float().item():.4f}  lr {lr:.2e}",
+            )
 
     def on_epoch_end(self, trainer, logs) -> None:
         if not self._active:
@@ -91,8 +114,11 @@ class ProgressBar(Callback):
         best = trainer.best.get("epoch") == trainer.epoch
         line = epoch_line(logs, trainer.max_epochs, trainer.monitor, best)
         if self._progress is not None:
-            self._progress.update(self._epochs, completed=trainer.epoch,
-                                  info=f"{trainer.monitor} {_fmt(logs.get(trainer.monitor))}")
+            self._progress.update(
+                self._epochs,
+                completed=trainer.epoch,
+                info=f"{trainer.monitor} {_fmt(logs.get(trainer.monitor))}",
+            )
             self._progress.console.print(line, markup=False, soft_wrap=True)
         else:
             console.console().print(line, markup=False, soft_wrap=True)

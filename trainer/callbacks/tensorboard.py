@@ -27,9 +27,16 @@ class TensorBoardLogger(Callback):
     (HParams tab), figures (decision boundary, confusion matrix or predicted vs. true, the
     learning-rate schedule) and text (config, model summary, run summary, health report)."""
 
-    def __init__(self, log_every_n_steps: int = 0, grad_norm_every_n_steps: int = 10, histograms: bool = False,
-                 figures: bool = True, figure_every_n_epochs: int = 0, save_figures: bool = True,
-                 subdir: str = "tensorboard") -> None:
+    def __init__(
+        self,
+        log_every_n_steps: int = 0,
+        grad_norm_every_n_steps: int = 10,
+        histograms: bool = False,
+        figures: bool = True,
+        figure_every_n_epochs: int = 0,
+        save_figures: bool = True,
+        subdir: str = "tensorboard",
+    ) -> None:
         self.log_every_n_steps = int(log_every_n_steps or 0)
         self.grad_norm_every_n_steps = int(grad_norm_every_n_steps or 0)
         self.histograms, self.figures = histograms, figures
@@ -49,8 +56,10 @@ class TensorBoardLogger(Callback):
 
         resumed = trainer.global_step > 0 or trainer.epoch > 0
         # On resume, events at steps after the checkpoint (written before the interruption) are dropped.
-        self.writer = SummaryWriter(str(Path(trainer.run_dir) / self.subdir),
-                                    purge_step=trainer.global_step + 1 if resumed else None)
+        self.writer = SummaryWriter(
+            str(Path(trainer.run_dir) / self.subdir),
+            purge_step=trainer.global_step + 1 if resumed else None,
+        )
         trainer.grad_norm_interval = self.grad_norm_every_n_steps
         self._last_step = trainer.global_step
         if not resumed:
@@ -58,12 +67,20 @@ class TensorBoardLogger(Callback):
 
             from ..models import summarize
 
-            config = OmegaConf.to_yaml(OmegaConf.create(trainer.config)) if trainer.config else "(no config)"
+            config = (
+                OmegaConf.to_yaml(OmegaConf.create(trainer.config))
+                if trainer.config
+                else "(no config)"
+            )
             total, trainable, table = summarize(trainer.unwrapped_model)
             trainer.run_async(self._write_text, "config", _indent(config), 0)
-            trainer.run_async(self._write_text, "model",
-                              f"{type(trainer.unwrapped_model).__name__}: {total:,} parameters "
-                              f"({trainable:,} trainable)\n\n{table}", 0)
+            trainer.run_async(
+                self._write_text,
+                "model",
+                f"{type(trainer.unwrapped_model).__name__}: {total:,} parameters "
+                f"({trainable:,} trainable)\n\n{table}",
+                0,
+            )
 
     # -- per step
     def on_train_batch_end(self, trainer, batch_idx, loss) -> None:
@@ -76,7 +93,10 @@ class TensorBoardLogger(Callback):
             self._lr_values.setdefault(group.get("name", str(i)), []).append(float(group["lr"]))
         if self.log_every_n_steps and step % self.log_every_n_steps == 0:
             self.writer.add_scalar("loss/train_step", loss.float().item(), step)
-            if trainer.grad_norm is not None and trainer.global_step % max(1, trainer.grad_norm_interval) == 0:
+            if (
+                trainer.grad_norm is not None
+                and trainer.global_step % max(1, trainer.grad_norm_interval) == 0
+            ):
                 self.writer.add_scalar("grad_norm_step", trainer.grad_norm.item(), step)
 
     def log_step(self, trainer, metrics: dict[str, float]) -> None:
@@ -89,7 +109,9 @@ class TensorBoardLogger(Callback):
         if not self.active:
             return
         epoch = trainer.epoch
-        scalars = {k: float(v) for k, v in logs.items() if k != "epoch" and isinstance(v, (int, float))}
+        scalars = {
+            k: float(v) for k, v in logs.items() if k != "epoch" and isinstance(v, (int, float))
+        }
         histograms = self._histograms(trainer) if self.histograms else {}
         images = {}
         if self.figures and self.figure_every_n_epochs and epoch % self.figure_every_n_epochs == 0:
@@ -131,8 +153,14 @@ class TensorBoardLogger(Callback):
             accuracy = float(np.mean(y_val_pred == data.arrays["val"][1]))
             fig = figures.decision_boundary(
                 lambda raw: trainer.probabilities(data.feature_scaler.transform(raw)),
-                x_train, data.arrays["train"][1], x_val, data.arrays["val"][1], spec.class_names,
-                f"decision boundary ({when}); val accuracy {accuracy:.3f}", spec.feature_names)
+                x_train,
+                data.arrays["train"][1],
+                x_val,
+                data.arrays["val"][1],
+                spec.class_names,
+                f"decision boundary ({when}); val accuracy {accuracy:.3f}",
+                spec.feature_names,
+            )
             drawn["figures/decision_boundary"] = fig
         y_true, y_pred = trainer.split_outputs("val")
         if spec.task != "regression":
@@ -140,11 +168,13 @@ class TensorBoardLogger(Callback):
             counts = np.zeros((k, k), dtype=np.int64)
             np.add.at(counts, (y_true.astype(int), y_pred.astype(int)), 1)
             drawn["figures/confusion_matrix_val"] = figures.confusion_matrix(
-                counts, spec.class_names, f"confusion matrix, validation split ({when})")
+                counts, spec.class_names, f"confusion matrix, validation split ({when})"
+            )
         else:
             target = (spec.target_names or ["y"])[0]
             drawn["figures/predicted_vs_true_val"] = figures.predicted_vs_true(
-                y_true.reshape(-1), y_pred.reshape(-1), f"validation split ({when})", target)
+                y_true.reshape(-1), y_pred.reshape(-1), f"validation split ({when})", target
+            )
         images = {}
         for tag, fig in drawn.items():
             images[tag] = figures.to_rgb(fig)
@@ -197,8 +227,12 @@ class TensorBoardLogger(Callback):
             metrics["best/epoch"] = summary["best_epoch"]
         for key, value in (summary.get("test") or {}).items():
             metrics[f"{key}/test"] = value
-        metrics = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
-        clean = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()}
+        metrics = {
+            k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))
+        }
+        clean = {
+            k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()
+        }
         experiment, start, end = hparams_summary(clean, metrics)
         file_writer = self.writer._get_file_writer()
         for proto in (experiment, start, end):
@@ -214,7 +248,10 @@ class TensorBoardLogger(Callback):
             self.writer.close()
 
     def state_dict(self) -> dict:
-        return {"lr_steps": list(self._lr_steps), "lr_values": {k: list(v) for k, v in self._lr_values.items()}}
+        return {
+            "lr_steps": list(self._lr_steps),
+            "lr_values": {k: list(v) for k, v in self._lr_values.items()},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self._lr_steps = list(state.get("lr_steps", []))
@@ -222,13 +259,23 @@ class TensorBoardLogger(Callback):
 
 
 def _summary_text(summary: dict) -> str:
-    rows = [f"- status: **{summary['status']}**" + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else "")]
+    rows = [
+        f"- status: **{summary['status']}**"
+        + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else "")
+    ]
     if summary.get("best_val_metric") is not None:
-        rows.append(f"- best {summary['monitor']}: {summary['best_val_metric']:.4g} at epoch {summary['best_epoch']}")
+        rows.append(
+            f"- best {summary['monitor']}: {summary['best_val_metric']:.4g} at epoch {summary['best_epoch']}"
+        )
     if summary.get("test"):
-        rows.append("- test: " + ", ".join(f"{k} {v:.4g}" for k, v in summary["test"].items())
-                    + (f" (on {summary['tested_on']})" if summary.get("tested_on") else ""))
-    rows.append(f"- epochs run: {summary['epochs_run']} of {summary['max_epochs']}; wall time {summary['wall_time_s']:.1f} s")
+        rows.append(
+            "- test: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in summary["test"].items())
+            + (f" (on {summary['tested_on']})" if summary.get("tested_on") else "")
+        )
+    rows.append(
+        f"- epochs run: {summary['epochs_run']} of {summary['max_epochs']}; wall time {summary['wall_time_s']:.1f} s"
+    )
     if summary.get("error"):
         rows.append(f"- error: {summary['error']}")
     return "\n".join(rows)

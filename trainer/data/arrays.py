@@ -50,8 +50,13 @@ class ArrayData:
             raise ValueError("features and targets differ in length")
         if len(self.feature_names) != self.features.shape[1]:
             raise ValueError("one feature name per feature column is needed")
-        if self.image_shape is not None and int(np.prod(self.image_shape)) != self.features.shape[1]:
-            raise ValueError(f"image_shape {self.image_shape} does not match {self.features.shape[1]} features")
+        if (
+            self.image_shape is not None
+            and int(np.prod(self.image_shape)) != self.features.shape[1]
+        ):
+            raise ValueError(
+                f"image_shape {self.image_shape} does not match {self.features.shape[1]} features"
+            )
 
     @property
     def num_classes(self) -> int | None:
@@ -60,12 +65,20 @@ class ArrayData:
     def check_usable(self) -> None:
         """Reject data no model can learn from, with the reason."""
         if len(self.features) < 10:
-            raise UserError(f"dataset '{self.name}' has {len(self.features)} rows; at least 10 are needed "
-                            "to split it into train, validation and test sets.", key="dataset")
+            raise UserError(
+                f"dataset '{self.name}' has {len(self.features)} rows; at least 10 are needed "
+                "to split it into train, validation and test sets.",
+                key="dataset",
+            )
         if np.isinf(self.features).any():  # NaN marks a missing value, filled after the split
             raise UserError(f"dataset '{self.name}' has infinite feature values.", key="dataset")
         if self.task != "regression" and self.num_classes < 2:
-            raise UserError(f"dataset '{self.name}' has a single class ({self.class_names}); "
-                            "classification needs at least two.", key="dataset")
+            raise UserError(
+                f"dataset '{self.name}' has a single class ({self.class_names}); "
+                "classification needs at least two.",
+                key="dataset",
+            )
         if self.task == "regression" and not np.isfinite(self.targets).all():
-            raise UserError(f"dataset '{self.name}' has NaN or infinite target values.", key="dataset")
+            raise UserError(
+                f"dataset '{self.name}' has NaN or infinite target values.", key="dataset"
+            )

@@ -22,8 +22,18 @@ class TensorBatches:
     """Training batches: `batches(epoch, start)` yields this rank's (x, y) of each global batch
     (under DDP the ranks' shares differ by at most one sample)."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = True,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        limit: int | None = None,
+    ) -> None:
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
         self.shuffle, self.seed = shuffle, seed
@@ -53,7 +63,10 @@ class TensorBatches:
             lo, hi = b * self.batch_size, min(n, (b + 1) * self.batch_size)
             if self.world_size > 1:
                 size = hi - lo
-                lo, hi = lo + self.rank * size // self.world_size, lo + (self.rank + 1) * size // self.world_size
+                lo, hi = (
+                    lo + self.rank * size // self.world_size,
+                    lo + (self.rank + 1) * size // self.world_size,
+                )
             if order is None:
                 yield self.x[lo:hi], self.y[lo:hi]
             else:
@@ -64,8 +77,16 @@ class TensorBatches:
 class EvalBatches:
     """Evaluation batches: contiguous slices (views) of this rank's contiguous shard."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, rank: int = 0,
-                 world_size: int = 1, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        limit: int | None = None,
+    ) -> None:
         n = len(x)
         lo, hi = rank * n // world_size, (rank + 1) * n // world_size
         self.x, self.y = x[lo:hi], y[lo:hi]
@@ -78,4 +99,7 @@ class EvalBatches:
 
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for b in range(self.num_batches):
-            yield self.x[b * self.batch_size:(b + 1) * self.batch_size], self.y[b * self.batch_size:(b + 1) * self.batch_size]
+            yield (
+                self.x[b * self.batch_size : (b + 1) * self.batch_size],
+                self.y[b * self.batch_size : (b + 1) * self.batch_size],
+            )

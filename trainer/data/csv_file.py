@@ -20,7 +20,9 @@ MAX_CATEGORIES = 100
 MAX_CLASSES = 20
 
 
-def read_table(path: str | Path, delimiter: str = ",", key: str = "dataset.path") -> tuple[list[str], list[list[str]]]:
+def read_table(
+    path: str | Path, delimiter: str = ",", key: str = "dataset.path"
+) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a CSV file, with errors that say which file and line is wrong."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -37,12 +39,16 @@ def read_table(path: str | Path, delimiter: str = ",", key: str = "dataset.path"
             if not row or all(not cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
-                raise UserError(f"{key}: '{path}' line {line} has {len(row)} fields, the header has "
-                                f"{len(header)}. Is the delimiter '{delimiter}' right (dataset.delimiter)?",
-                                key=key)
+                raise UserError(
+                    f"{key}: '{path}' line {line} has {len(row)} fields, the header has "
+                    f"{len(header)}. Is the delimiter '{delimiter}' right (dataset.delimiter)?",
+                    key=key,
+                )
             rows.append([cell.strip() for cell in row])
     if len(set(header)) != len(header):
-        raise UserError(f"{key}: '{path}' has repeated column names in its header: {header}.", key=key)
+        raise UserError(
+            f"{key}: '{path}' has repeated column names in its header: {header}.", key=key
+        )
     return header, rows
 
 
@@ -78,22 +84,29 @@ def _sorted_labels(values: set[str]) -> list[str]:
         return sorted(values)
 
 
-def encode_features(columns: list[dict], header: list[str], rows: list[list[str]], source: str) -> np.ndarray:
+def encode_features(
+    columns: list[dict], header: list[str], rows: list[list[str]], source: str
+) -> np.ndarray:
     """Encode raw rows into the feature matrix described by `columns` (see load_csv)."""
     index = {name: i for i, name in enumerate(header)}
     blocks = []
     for spec in columns:
         name = spec["name"]
         if name not in index:
-            raise UserError(f"{source} has no column '{name}', which the model was trained on. "
-                            f"Its columns: {', '.join(header)}.{did_you_mean(name, header)}", key="predict.input")
+            raise UserError(
+                f"{source} has no column '{name}', which the model was trained on. "
+                f"Its columns: {', '.join(header)}.{did_you_mean(name, header)}",
+                key="predict.input",
+            )
         cells = [row[index[name]] for row in rows]
         if spec["kind"] == "numeric":
             numbers = _as_float(cells)
             if numbers is None:
                 bad = next(c for c in cells if c.lower() not in MISSING and not _is_number(c))
-                raise UserError(f"{source}: column '{name}' should be numeric but holds '{bad}'.",
-                                key="predict.input")
+                raise UserError(
+                    f"{source}: column '{name}' should be numeric but holds '{bad}'.",
+                    key="predict.input",
+                )
             blocks.append(numbers[:, None])
         else:
             categories = spec["categories"]
@@ -125,48 +138,81 @@ def feature_names_of(columns: list[dict]) -> list[str]:
     return names
 
 
-def load_csv(path: str, target: str | None = None, task: str = "auto", features: list[str] | None = None,
-             exclude: list[str] | None = None, delimiter: str = ",") -> ArrayData:
+def load_csv(
+    path: str,
+    target: str | None = None,
+    task: str = "auto",
+    features: list[str] | None = None,
+    exclude: list[str] | None = None,
+    delimiter: str = ",",
+) -> ArrayData:
     """Load a CSV file; `target` names the column to predict."""
     if path is None:
-        raise UserError("dataset=csv needs the file and the column to predict: dataset.path=<file.csv> "
-                        "dataset.target=<column>.", key="dataset.path")
+        raise UserError(
+            "dataset=csv needs the file and the column to predict: dataset.path=<file.csv> "
+            "dataset.target=<column>.",
+            key="dataset.path",
+        )
     header, rows = read_table(path, delimiter)
     if target is None:
-        raise UserError(f"dataset.target is not set: name the column to predict, one of: {', '.join(header)}. "
-                        "For example: dataset.target=label", key="dataset.target")
+        raise UserError(
+            f"dataset.target is not set: name the column to predict, one of: {', '.join(header)}. "
+            "For example: dataset.target=label",
+            key="dataset.target",
+        )
     if target not in header:
-        raise UserError(f"dataset.target='{target}' is not a column of '{path}'. Its columns: "
-                        f"{', '.join(header)}.{did_you_mean(target, header)}", key="dataset.target")
+        raise UserError(
+            f"dataset.target='{target}' is not a column of '{path}'. Its columns: "
+            f"{', '.join(header)}.{did_you_mean(target, header)}",
+            key="dataset.target",
+        )
     if not rows:
-        raise UserError(f"dataset.path: '{path}' has a header but no data rows.", key="dataset.path")
+        raise UserError(
+            f"dataset.path: '{path}' has a header but no data rows.", key="dataset.path"
+        )
     t = header.index(target)
     labels = [row[t] for row in rows]
     empty = [i + 2 for i, cell in enumerate(labels) if cell.lower() in MISSING]
     if empty:
-        raise UserError(f"dataset.target: column '{target}' of '{path}' is empty in {len(empty)} rows "
-                        f"(first at line {empty[0]}); fill or remove those rows.", key="dataset.target")
+        raise UserError(
+            f"dataset.target: column '{target}' of '{path}' is empty in {len(empty)} rows "
+            f"(first at line {empty[0]}); fill or remove those rows.",
+            key="dataset.target",
+        )
 
     valid_tasks = ("auto", "classification", "binary", "multiclass", "regression")
     if task not in valid_tasks:
-        raise UserError(f"dataset.task='{task}' is not one of: {', '.join(valid_tasks)}.", key="dataset.task")
+        raise UserError(
+            f"dataset.task='{task}' is not one of: {', '.join(valid_tasks)}.", key="dataset.task"
+        )
     if task == "auto":
         task = _infer_task(labels, target)
     elif task == "classification":
         task = "binary" if len(set(labels)) == 2 else "multiclass"
 
     exclude = set(exclude or [])
-    names = [h for h in header if h != target and h not in exclude] if features is None else list(features)
+    names = (
+        [h for h in header if h != target and h not in exclude]
+        if features is None
+        else list(features)
+    )
     for name in list(names) + list(exclude):
         if name not in header:
-            raise UserError(f"dataset.features / dataset.exclude name '{name}', which is not a column of "
-                            f"'{path}'. Its columns: {', '.join(header)}.{did_you_mean(name, header)}",
-                            key="dataset.features")
+            raise UserError(
+                f"dataset.features / dataset.exclude name '{name}', which is not a column of "
+                f"'{path}'. Its columns: {', '.join(header)}.{did_you_mean(name, header)}",
+                key="dataset.features",
+            )
     if target in names:
-        raise UserError(f"the target '{target}' is also listed as a feature (dataset.features).",
-                        key="dataset.features")
+        raise UserError(
+            f"the target '{target}' is also listed as a feature (dataset.features).",
+            key="dataset.features",
+        )
     if not names:
-        raise UserError(f"'{path}' has no feature columns besides the target '{target}'.", key="dataset.features")
+        raise UserError(
+            f"'{path}' has no feature columns besides the target '{target}'.",
+            key="dataset.features",
+        )
 
     columns = []
     for name in names:
@@ -176,24 +222,38 @@ def load_csv(path: str, target: str | None = None, task: str = "auto", features:
             continue
         categories = sorted({c for c in cells if c.lower() not in MISSING})
         if len(categories) > MAX_CATEGORIES:
-            raise UserError(f"column '{name}' of '{path}' holds {len(categories)} distinct text values; it looks "
-                            f"like an identifier, not a feature. Leave it out with dataset.exclude=[{name}].",
-                            key="dataset.exclude")
+            raise UserError(
+                f"column '{name}' of '{path}' holds {len(categories)} distinct text values; it looks "
+                f"like an identifier, not a feature. Leave it out with dataset.exclude=[{name}].",
+                key="dataset.exclude",
+            )
         columns.append({"name": name, "kind": "categorical", "categories": categories})
     x = encode_features(columns, header, rows, f"'{path}'")
 
     if task == "regression":
         y = _as_float(labels)
         if y is None:
-            raise UserError(f"dataset.task=regression but column '{target}' holds text values.", key="dataset.task")
+            raise UserError(
+                f"dataset.task=regression but column '{target}' holds text values.",
+                key="dataset.task",
+            )
         class_names = None
     else:
         class_names = _sorted_labels(set(labels))
         if task == "binary" and len(class_names) != 2:
-            raise UserError(f"dataset.task=binary but column '{target}' has {len(class_names)} distinct values.",
-                            key="dataset.task")
+            raise UserError(
+                f"dataset.task=binary but column '{target}' has {len(class_names)} distinct values.",
+                key="dataset.task",
+            )
         lookup = {label: i for i, label in enumerate(class_names)}
         y = np.array([lookup[label] for label in labels], dtype=np.int64)
-    return ArrayData(x, y, task=task, name=Path(path).stem, feature_names=feature_names_of(columns),
-                     class_names=class_names, target_names=[target] if task == "regression" else None,
-                     columns=columns)
+    return ArrayData(
+        x,
+        y,
+        task=task,
+        name=Path(path).stem,
+        feature_names=feature_names_of(columns),
+        class_names=class_names,
+        target_names=[target] if task == "regression" else None,
+        columns=columns,
+    )

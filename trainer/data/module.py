@@ -37,8 +37,14 @@ class DataModule:
     preprocessing is saved in checkpoints, so `mode=predict` transforms new data identically.
     """
 
-    def __init__(self, source: ArrayData, split: tuple[float, float, float] = (0.7, 0.15, 0.15),
-                 seed: int = 0, standardize: bool = True, standardize_targets: bool = True) -> None:
+    def __init__(
+        self,
+        source: ArrayData,
+        split: tuple[float, float, float] = (0.7, 0.15, 0.15),
+        seed: int = 0,
+        standardize: bool = True,
+        standardize_targets: bool = True,
+    ) -> None:
         source.check_usable()
         self.source = source
         stratify = source.targets if source.task != "regression" else None
@@ -58,13 +64,19 @@ class DataModule:
                 y = self.target_scaler.transform(y.reshape(len(y), -1))
             self.arrays[name] = (x, y)
         self.spec = DataSpec(
-            name=source.name, task=source.task,
-            input_shape=tuple(source.image_shape) if source.image_shape else (source.features.shape[1],),
+            name=source.name,
+            task=source.task,
+            input_shape=tuple(source.image_shape)
+            if source.image_shape
+            else (source.features.shape[1],),
             num_classes=source.num_classes,
             num_targets=1 if source.task != "regression" else self.arrays["train"][1].shape[1],
-            feature_names=list(source.feature_names), class_names=source.class_names,
-            target_names=source.target_names, sizes={k: len(v) for k, v in self.indices.items()},
-            columns=list(source.columns))
+            feature_names=list(source.feature_names),
+            class_names=source.class_names,
+            target_names=source.target_names,
+            sizes={k: len(v) for k, v in self.indices.items()},
+            columns=list(source.columns),
+        )
 
     def class_counts(self) -> np.ndarray | None:
         if self.spec.task == "regression":
@@ -77,13 +89,23 @@ class DataModule:
     def state_dict(self) -> dict:
         """The preprocessing, as plain containers (saved in every checkpoint)."""
         spec = self.spec
-        return {"name": spec.name, "task": spec.task, "input_shape": list(spec.input_shape),
-                "num_classes": spec.num_classes, "num_targets": spec.num_targets,
-                "feature_names": spec.feature_names, "class_names": spec.class_names,
-                "target_names": spec.target_names, "columns": spec.columns, "sizes": spec.sizes,
-                "class_counts": None if spec.task == "regression" else self.class_counts().tolist(),
-                "feature_scaler": self.feature_scaler.state_dict(),
-                "target_scaler": None if self.target_scaler is None else self.target_scaler.state_dict()}
+        return {
+            "name": spec.name,
+            "task": spec.task,
+            "input_shape": list(spec.input_shape),
+            "num_classes": spec.num_classes,
+            "num_targets": spec.num_targets,
+            "feature_names": spec.feature_names,
+            "class_names": spec.class_names,
+            "target_names": spec.target_names,
+            "columns": spec.columns,
+            "sizes": spec.sizes,
+            "class_counts": None if spec.task == "regression" else self.class_counts().tolist(),
+            "feature_scaler": self.feature_scaler.state_dict(),
+            "target_scaler": None
+            if self.target_scaler is None
+            else self.target_scaler.state_dict(),
+        }
 
 
 class Preprocessing:
@@ -92,14 +114,19 @@ class Preprocessing:
     def __init__(self, state: dict) -> None:
         self.state = state
         self.feature_scaler = Standardizer.from_state_dict(state["feature_scaler"])
-        self.target_scaler = (None if state["target_scaler"] is None
-                              else Standardizer.from_state_dict(state["target_scaler"]))
+        self.target_scaler = (
+            None
+            if state["target_scaler"] is None
+            else Standardizer.from_state_dict(state["target_scaler"])
+        )
 
     def features(self, raw: np.ndarray) -> np.ndarray:
         if raw.shape[1] != len(self.state["feature_names"]):
-            raise UserError(f"the model takes {len(self.state['feature_names'])} features "
-                            f"({', '.join(self.state['feature_names'][:8])}...), the input has {raw.shape[1]}.",
-                            key="predict.input")
+            raise UserError(
+                f"the model takes {len(self.state['feature_names'])} features "
+                f"({', '.join(self.state['feature_names'][:8])}...), the input has {raw.shape[1]}.",
+                key="predict.input",
+            )
         return self.feature_scaler.transform(raw)
 
     def targets_to_original(self, values: np.ndarray) -> np.ndarray:

@@ -13,15 +13,28 @@ def digits() -> ArrayData:
 
     bunch = load_digits()
     names = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
-    return ArrayData(bunch.data, bunch.target, task="multiclass", name="digits", feature_names=names,
-                     class_names=[str(c) for c in bunch.target_names], image_shape=(1, 8, 8))
+    return ArrayData(
+        bunch.data,
+        bunch.target,
+        task="multiclass",
+        name="digits",
+        feature_names=names,
+        class_names=[str(c) for c in bunch.target_names],
+        image_shape=(1, 8, 8),
+    )
 
 
 def _bunch(loader, name: str, task: str) -> ArrayData:
     bunch = loader()
     class_names = None if task == "regression" else [str(c) for c in bunch.target_names]
-    return ArrayData(np.asarray(bunch.data), bunch.target, task=task, name=name,
-                     feature_names=[str(f) for f in bunch.feature_names], class_names=class_names)
+    return ArrayData(
+        np.asarray(bunch.data),
+        bunch.target,
+        task=task,
+        name=name,
+        feature_names=[str(f) for f in bunch.feature_names],
+        class_names=class_names,
+    )
 
 
 def iris() -> ArrayData:

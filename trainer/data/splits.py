@@ -22,8 +22,9 @@ def _largest_remainder(quotas: np.ndarray, total: int, caps: np.ndarray) -> np.n
     return counts
 
 
-def split_indices(n: int, fractions: Sequence[float], seed: int,
-                  stratify: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_indices(
+    n: int, fractions: Sequence[float], seed: int, stratify: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shuffled train/val/test index arrays; with `stratify` (class labels) each split keeps the
     class proportions. The split sizes are exactly round(fraction * n) for train and val."""
     train_frac, val_frac, _ = fractions
@@ -31,13 +32,15 @@ def split_indices(n: int, fractions: Sequence[float], seed: int,
     n_val = int(round(val_frac * n))
     n_test = n - n_train - n_val
     if min(n_train, n_val, n_test) < 1:
-        raise UserError(f"data.split={list(fractions)} leaves an empty split for {n} samples "
-                        f"(train {n_train}, val {n_val}, test {n_test}); use larger fractions or more data.",
-                        key="data.split")
+        raise UserError(
+            f"data.split={list(fractions)} leaves an empty split for {n} samples "
+            f"(train {n_train}, val {n_val}, test {n_test}); use larger fractions or more data.",
+            key="data.split",
+        )
     rng = np.random.RandomState(seed)
     if stratify is None:
         order = rng.permutation(n)
-        return order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
+        return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
 
     classes, labels = np.unique(stratify, return_inverse=True)
     members = [rng.permutation(np.flatnonzero(labels == c)) for c in range(len(classes))]
@@ -47,8 +50,8 @@ def split_indices(n: int, fractions: Sequence[float], seed: int,
     parts = ([], [], [])
     for m, a, b in zip(members, train_counts, val_counts):
         parts[0].append(m[:a])
-        parts[1].append(m[a:a + b])
-        parts[2].append(m[a + b:])
+        parts[1].append(m[a : a + b])
+        parts[2].append(m[a + b :])
     return tuple(rng.permutation(np.concatenate(p)) for p in parts)  # type: ignore[return-value]
 
 
