@@ -72,3 +72,20 @@ def test_interrupt_and_resume_equals_the_uninterrupted_run(tmp_path, where, accu
         assert torch.equal(value, resumed.unwrapped_model.state_dict()[name]), name
     assert [h["loss/val"] for h in resumed.history] == [h["loss/val"] for h in reference.history]
     assert resumed.optimizer.param_groups[0]["lr"] == reference.optimizer.param_groups[0]["lr"]
+
+
+def test_sigint_finishes_the_step_saves_last_pt_and_marks_the_run_interrupted(tmp_path):
+    import json
+    import signal
+
+    class CtrlC(Callback):
+        def on_train_batch_end(self, trainer, batch_idx, loss):
+            if trainer.epoch == 2 and batch_idx == 3:
+                signal.raise_signal(signal.SIGINT)
+
+    trainer = _fit(tmp_path, interrupt=CtrlC())
+    assert trainer.status == "interrupted" and "SIGINT" in trainer.stop_reason
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert (state["epoch"], state["batches_done"], state["epoch_complete"]) == (2, 4, False)
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored

@@ -128,25 +128,28 @@ def prepare_argv(argv: list[str]) -> list[str]:
 
 def _resume_into_run_dir(argv: list[str]) -> list[str]:
     """`trainer.resume=<run dir>` continues that run in its own directory, with its own config
-    (the original overrides first, then the new ones, which win)."""
+    (the original overrides first, then the new ones, which win). The original .hydra/ is kept;
+    the resumed invocation's composition goes to .hydra/resumed-<time>/."""
+    from datetime import datetime
+
     import yaml
 
     from .paths import resolve_checkpoint, run_dir_of
 
-    checkpoint = resolve_checkpoint(_value(argv, "trainer.resume"))
-    run_dir = run_dir_of(checkpoint)
-    if run_dir is None or _value(argv, "hydra.run.dir"):
+    run_dir = run_dir_of(resolve_checkpoint(_value(argv, "trainer.resume")))
+    if run_dir is None:  # a bare checkpoint file: resume it under the current config
         return argv
-    original = (
-        yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
-        if (run_dir / ".hydra" / "overrides.yaml").is_file()
-        else []
-    )
-    kept = [o for o in original if not str(o).startswith(("hydra.", "trainer.resume="))]
-    from datetime import datetime
-
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    original = yaml.safe_load(overrides_file.read_text()) or [] if overrides_file.is_file() else []
+    kept = [str(o) for o in original if not str(o).startswith(("hydra.", "trainer.resume="))]
+    argv = [*kept, *argv]
+    explicit = _value(argv, "hydra.run.dir")
+    if explicit is not None and Path(explicit).resolve() != run_dir.resolve():
+        return argv  # the user chose another directory for the continuation
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-    return [*kept, *argv, f"hydra.run.dir={run_dir}", f"hydra.output_subdir=.hydra/resumed-{stamp}"]
+    if explicit is None:
+        argv.append(f"hydra.run.dir={run_dir}")
+    return [*argv, f"hydra.output_subdir=.hydra/resumed-{stamp}"]
 
 
 def _share_run_dir(argv: list[str]) -> list[str]:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import datetime
 import os
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions: the CLI asks launched_by_torchrun() before Hydra
+# starts, where importing torch would slow down --help and --cfg.
 
 
 def launched_by_torchrun() -> bool:
@@ -30,6 +34,9 @@ def backend_for(device_type: str) -> str:
 
 def init_process_group(timeout_s: float = 300.0) -> None:
     """Join torchrun's process group (gloo for CPU tensors; nccl too where CUDA is available)."""
+    import torch
+    import torch.distributed as dist
+
     if dist.is_initialized():
         return
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
@@ -61,6 +68,8 @@ class Distributed:
         self.active = wants_ddp
         if self.active:
             init_process_group()
+        import torch.distributed as dist
+
         self.rank = dist.get_rank() if self.active else 0
         self.world_size = dist.get_world_size() if self.active else 1
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0")) if self.active else 0
@@ -70,6 +79,8 @@ class Distributed:
         return self.rank == 0
 
     def check_device(self, device: torch.device, n_train: int) -> None:
+        import torch
+
         if not self.active:
             return
         if device.type == "cuda" and torch.cuda.device_count() < int(
@@ -98,6 +109,8 @@ class Distributed:
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.active:
+            import torch.distributed as dist
+
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
@@ -105,6 +118,9 @@ class Distributed:
         """True on every rank if it is true on any rank (one small collective)."""
         if not self.active:
             return flag
+        import torch
+        import torch.distributed as dist
+
         value = torch.tensor([1.0 if flag else 0.0], device=device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
@@ -112,6 +128,8 @@ class Distributed:
     def all_gather_object(self, obj):
         if not self.active:
             return [obj]
+        import torch.distributed as dist
+
         gathered = [None] * self.world_size
         dist.all_gather_object(gathered, obj)
         return gathered
@@ -119,17 +137,23 @@ class Distributed:
     def broadcast_object(self, obj):
         if not self.active:
             return obj
+        import torch.distributed as dist
+
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
     def barrier(self) -> None:
         if self.active:
+            import torch.distributed as dist
+
             dist.barrier()
 
 
 def shutdown() -> None:
     """Destroy the process group (on success, errors and signals alike)."""
+    import torch.distributed as dist
+
     if dist.is_available() and dist.is_initialized():
         try:
             dist.destroy_process_group()
