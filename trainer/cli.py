@@ -111,14 +111,16 @@ def _multirun(argv: list[str]) -> bool:
 
 
 def prepare_argv(argv: list[str]) -> list[str]:
-    """Decide what Hydra cannot: where a resumed run writes, and one run directory for all
-    torchrun processes."""
-    if (
-        _value(argv, "trainer.resume")
-        and _value(argv, "mode") in (None, "train")
-        and not _multirun(argv)
-    ):
+    """Decide what Hydra cannot: where a resumed run writes, one run directory for all torchrun
+    processes, and sweep job directories named after the swept values only."""
+    # Hydra's parser takes overrides only on one side of -m; accept them anywhere.
+    flags = [a for a in argv if a in ("-m", "--multirun")]
+    argv = flags + [a for a in argv if a not in ("-m", "--multirun")]
+    resuming = _value(argv, "trainer.resume") and _value(argv, "mode") in (None, "train")
+    if resuming and not _multirun(argv):
         argv = _resume_into_run_dir(argv)
+    if _multirun(argv):
+        argv = _name_jobs_by_swept_values(argv)
     from .distributed import launched_by_torchrun
 
     if launched_by_torchrun():
@@ -150,6 +152,31 @@ def _resume_into_run_dir(argv: list[str]) -> list[str]:
     if explicit is None:
         argv.append(f"hydra.run.dir={run_dir}")
     return [*argv, f"hydra.output_subdir=.hydra/resumed-{stamp}"]
+
+
+def _name_jobs_by_swept_values(argv: list[str]) -> list[str]:
+    """Leave overrides that are the same for every job out of the job directories' names, so
+    they read as run names in TensorBoard: `0_optimizer.lr=0.0001`, not the whole command."""
+    import yaml
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    key = "hydra.job.config.override_dirname.exclude_keys"
+    if _value(argv, key) is not None:
+        return argv  # the user decided
+    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:
+        return argv  # Hydra reports the syntax error itself
+    fixed = [
+        o.get_key_element().lstrip("+~")
+        for o in parsed
+        if not o.is_sweep_override() and not o.get_key_element().lstrip("+~").startswith("hydra")
+    ]
+    config = yaml.safe_load((config_dir() / "config.yaml").read_text())
+    default = config["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"]
+    keys = list(dict.fromkeys([*default, *fixed]))
+    return [*argv, f"{key}=[{','.join(keys)}]"]
 
 
 def _share_run_dir(argv: list[str]) -> list[str]:

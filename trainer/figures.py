@@ -152,19 +152,19 @@ def loss_vs_lr(
 ):
     fig = _figure(5.5, 4.0)
     ax = fig.add_subplot()
-    ax.plot(rates, losses, alpha=0.35, label="loss")
-    ax.plot(rates, smoothed, label="smoothed loss")
+    ax.plot(rates, losses, alpha=0.35, label="loss (per step)")
+    ax.plot(rates[: len(smoothed)], smoothed, label="smoothed loss")
     if suggestion is not None:
         ax.axvline(suggestion, color="r", linestyle="--", label=f"suggested lr {suggestion:.2g}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
-    finite = [v for v in smoothed if np.isfinite(v)]
+    finite = [v for v in losses if np.isfinite(v)]
     if finite:
-        ax.set_ylim(
-            min(finite) - 0.05 * abs(min(finite)),
-            min(max(finite), 4 * abs(finite[0])) * 1.05 + 1e-9,
-        )
+        top = min(
+            max(finite), 2.5 * abs(finite[0])
+        )  # the explosion at the end would squash the rest
+        ax.set_ylim(min(finite) * 0.9, top * 1.05 + 1e-9)
     ax.legend(fontsize=8)
     ax.set_title("learning-rate range test", fontsize=10)
     return fig

@@ -82,26 +82,28 @@ def diagnose(summary: dict[str, Any], task: str, lr: float) -> list[dict[str, An
             )
         )
 
-    # Learning rate too high: the training loss rises early, ends higher than it began, or oscillates.
-    ups = [i for i in range(1, n) if train[i] > train[i - 1] * 1.02]
+    # Learning rate too high: the training loss rises early, ends higher than it began, or keeps
+    # jumping up by more than 2% of where it started (small wiggles of a near-zero loss don't count).
+    ups = [i for i in range(1, n) if train[i] - train[i - 1] > 0.02 * abs(train[0])]
     early_rise = train[min(2, n - 1)] > train[0] * 1.05
     ended_higher = train[-1] > train[0] * 1.05
-    oscillating = len(ups) >= max(3, 0.3 * (n - 1))
+    oscillating = len(ups) >= max(3, 0.25 * (n - 1))
     if not nonfinite and (early_rise or ended_higher or oscillating):
         mean_up = sum(_pct(train[i], train[i - 1]) for i in ups) / max(1, len(ups))
-        what = (
-            f"the training loss ended higher than it began ({train[0]:.4g} -> {train[-1]:.4g})"
-            if ended_higher
-            else f"the training loss rose in the first epochs ({train[0]:.4g} -> {train[min(2, n - 1)]:.4g})"
-            if early_rise
-            else f"the training loss rose in {len(ups)} of {n - 1} epochs (by {mean_up:.0f}% on average)"
-        )
+        if ended_higher:
+            what = (
+                f"the training loss ended higher than it began ({train[0]:.4g} -> {train[-1]:.4g})"
+            )
+        elif early_rise:
+            what = f"the training loss rose in the first epochs ({train[0]:.4g} -> {train[min(2, n - 1)]:.4g})"
+        else:
+            what = f"the training loss jumped up in {len(ups)} of {n - 1} epochs (by {mean_up:.0f}% on average)"
         findings.append(
             _finding(
                 "lr_too_high",
                 "warning",
-                f"learning rate too high? {what} at lr {lr:.3g}. Try optimizer.lr={lr / 10:.3g} or find a rate "
-                "with mode=lr_find.",
+                f"learning rate too high? {what} at lr {lr:.3g}. Try optimizer.lr={lr / 10:.3g} or find a "
+                "rate with mode=lr_find.",
                 first_train_loss=train[0],
                 final_train_loss=train[-1],
                 epochs_loss_rose=len(ups),
@@ -154,8 +156,8 @@ def diagnose(summary: dict[str, Any], task: str, lr: float) -> list[dict[str, An
                     "still_improving",
                     "info",
                     f"still improving: val loss fell from {old:.4g} to {new:.4g} ({_pct(new, old):.1f}%) over the "
-                    f"last {window} epochs and was best at the final epoch; more epochs (trainer.max_epochs) "
-                    "would likely help.",
+                    f"last {window} epochs, its best at epoch {epochs[best]} of {epochs[-1]}; more epochs "
+                    "(trainer.max_epochs) would likely help.",
                     window=window,
                     val_loss_before=old,
                     val_loss_final=new,

@@ -832,6 +832,15 @@ class Trainer:
             "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "resumed_from": self.resumed_from,
             "run_dir": str(self.run_dir),
+            "environment": None
+            if not self._setup_done
+            else {
+                "device": str(self.device),
+                "precision": self.precision.name,
+                "processes": self.dist.world_size,
+                "torch_threads": torch.get_num_threads(),
+                "torch": str(torch.__version__),
+            },
             "dataset": None
             if spec is None
             else {

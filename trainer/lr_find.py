@@ -19,17 +19,25 @@ from .checkpoints import write_json
 from .errors import UserError
 
 
-def suggest(rates: list[float], smoothed: list[float]) -> tuple[float | None, str]:
+def centred_average(values: list[float], window: int = 9) -> np.ndarray:
+    """A moving average centred on each point: smooth, without the lag of a running average."""
+    values = np.asarray(values, dtype=np.float64)
+    kernel = np.ones(window)
+    return np.convolve(values, kernel, "same") / np.convolve(np.ones_like(values), kernel, "same")
+
+
+def suggest(rates: list[float], losses: list[float]) -> tuple[float | None, str]:
     """The rate where the smoothed loss falls fastest (per unit of log lr), before its minimum."""
-    n = len(smoothed)
-    if n < 8:
+    finite = [i for i, v in enumerate(losses) if math.isfinite(v)]
+    n = finite[-1] + 1 if finite else 0
+    if n < 10:
         return None, f"only {n} steps before the loss diverged; lower lr_find.min_lr"
-    low = max(1, n // 10)  # the first steps are dominated by the smoothing's warm-up
-    best = int(np.nanargmin(smoothed))
+    smoothed = centred_average(losses[:n])
+    low = max(1, n // 10)  # the first steps say little: nothing has been learnt yet
+    best = int(np.argmin(smoothed[low:])) + low
     if best - low < 3:
-        return None, "the loss never fell; the model may not be learning at any rate in this range"
-    logs = np.log10(rates[low : best + 1])
-    slopes = np.gradient(np.asarray(smoothed[low : best + 1]), logs)
+        return None, "the loss never fell: the model may not learn at any rate in this range"
+    slopes = np.gradient(smoothed[low : best + 1], np.log10(rates[low : best + 1]))
     return float(rates[low + int(np.argmin(slopes))]), "steepest descent of the smoothed loss"
 
 
@@ -51,7 +59,7 @@ def run_lr_find(
     factor = (settings.max_lr / settings.min_lr) ** (1 / (steps - 1))
     for group in optimizer.param_groups:
         group["lr"] = settings.min_lr
-    rates, losses, smoothed = [], [], []
+    rates, losses = [], []
     average, best, beta = 0.0, math.inf, 0.98
     model.train()
     epoch = 0
@@ -71,7 +79,6 @@ def run_lr_find(
             current = average / (1 - beta ** (len(losses) + 1))
             rates.append(lr)
             losses.append(value)
-            smoothed.append(current)
             if not math.isfinite(value) or current > settings.divergence_factor * best:
                 stop = f"the loss exploded at lr {lr:.3g} (step {len(losses)})"
                 break
@@ -81,17 +88,20 @@ def run_lr_find(
                 break
             for group in optimizer.param_groups:
                 group["lr"] = lr * factor
-    suggestion, how = suggest(rates, [s if math.isfinite(s) else np.nan for s in smoothed])
+    suggestion, how = suggest(rates, losses)
+    curve = centred_average(
+        losses[: len(losses) - (0 if math.isfinite(losses[-1]) else 1)]
+    ).tolist()
 
     from . import figures
 
-    figure = figures.loss_vs_lr(rates, losses, smoothed, suggestion)
+    figure = figures.loss_vs_lr(rates, losses, curve, suggestion)
     figures.save_png(figure, run_dir / "lr_find.png")
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(str(run_dir / "tensorboard")) as writer:
         writer.add_image("lr_find/loss_vs_lr", figures.to_rgb(figure), 0, dataformats="HWC")
-        for i, (r, v) in enumerate(zip(rates, smoothed)):
+        for i, (r, v) in enumerate(zip(rates, curve)):
             if math.isfinite(v):
                 writer.add_scalar("lr_find/smoothed_loss", v, i)
                 writer.add_scalar("lr_find/lr", r, i)
@@ -101,16 +111,16 @@ def run_lr_find(
         "suggested_lr": suggestion,
         "how": how,
         "stopped": stop,
-        "min_loss_lr": rates[int(np.nanargmin(smoothed))] if smoothed else None,
+        "min_loss_lr": rates[int(np.argmin(curve))] if curve else None,
         "lr": rates,
         "loss": losses,
-        "smoothed_loss": smoothed,
+        "smoothed_loss": curve,
     }
     write_json(result, run_dir / "metrics.json")
     sample = np.linspace(0, len(rates) - 1, num=min(8, len(rates))).astype(int)
-    curve = "  ".join(f"{rates[i]:.1e}:{smoothed[i]:.3g}" for i in sample)
+    points = "  ".join(f"{rates[i]:.1e}:{curve[min(i, len(curve) - 1)]:.3g}" for i in sample)
     kept = [o for o in overrides if not o.startswith(("mode=", "lr_find.", "optimizer.lr="))]
-    rows = [("steps", f"{len(rates)} ({stop})"), ("loss vs lr", curve)]
+    rows = [("steps", f"{len(rates)} ({stop})"), ("loss vs lr", points)]
     if suggestion is not None:
         rows += [
             ("suggested lr", f"{suggestion:.3g} ({how})"),

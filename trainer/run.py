@@ -284,7 +284,8 @@ def start_rows(
 
 def command_line(overrides: list[str]) -> str:
     """The command that re-runs a job with these overrides."""
-    kept = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
+    # Sweep machinery is not part of a run: hparams_search only configures the sweeper.
+    kept = [o for o in overrides if not o.startswith(("hydra.", "hydra/", "hparams_search="))]
     return "python -m trainer " + " ".join(shlex.quote(o) for o in kept)
 
 

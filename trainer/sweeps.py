@@ -58,18 +58,29 @@ def _job_number(job_dir: Path) -> int:
     return int(head) if head.isdigit() else 10**9
 
 
+def _varying(all_overrides: list[list[str]]) -> set[str]:
+    """Override keys whose value differs between jobs: what the sweep compares."""
+    values: dict[str, set[str]] = {}
+    for overrides in all_overrides:
+        for o in _swept(overrides):
+            key, _, value = o.partition("=")
+            values.setdefault(key, set()).add(value)
+    keys = {k for k, v in values.items() if len(v) > 1}
+    return keys or set(values)
+
+
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job directory (a folder with a .hydra/ inside), in job order."""
     from .run import command_line
 
+    job_dirs = sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=_job_number)
+    all_overrides = [_overrides(d) for d in job_dirs]
+    varying = _varying(all_overrides)
     rows = []
-    for job_dir in sorted(
-        (p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=_job_number
-    ):
-        overrides = _overrides(job_dir)
+    for job_dir, overrides in zip(job_dirs, all_overrides):
         row: dict[str, Any] = {
             "job": job_dir.name,
-            "overrides": " ".join(_swept(overrides)),
+            "overrides": " ".join(o for o in _swept(overrides) if o.partition("=")[0] in varying),
             "command": command_line(overrides),
             "run_dir": str(job_dir),
         }
@@ -86,6 +97,7 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
             row.update(status="unreadable", error=f"metrics.json: {error}")
             rows.append(row)
             continue
+        error = (metrics.get("error") or "").strip()
         row.update(
             status=metrics.get("status", "unknown"),
             monitor=metrics.get("monitor"),
@@ -94,7 +106,7 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
             best_epoch=metrics.get("best_epoch"),
             epochs=metrics.get("epochs_run"),
             wall_time_s=metrics.get("wall_time_s"),
-            error=(metrics.get("error") or "").splitlines()[0] if metrics.get("error") else None,
+            error=error.splitlines()[0] if error else None,
         )
         for key, value in (metrics.get("test") or {}).items():
             row[f"test_{key}"] = value
@@ -171,29 +183,34 @@ def summarize(sweep_dir: str | Path, show: bool = True) -> dict[str, Any]:
     return summary
 
 
+def _short(overrides: str) -> str:
+    """Overrides for display: long floats (Optuna's) rounded to 4 significant digits."""
+    import re
+
+    return re.sub(
+        r"(?<==)(-?\d+\.\d{5,}(?:e-?\d+)?|-?\d\.\d+e-?\d+)",
+        lambda m: f"{float(m.group(1)):.4g}",
+        overrides,
+    )
+
+
 def _print(summary: dict[str, Any], test_keys: list[str]) -> None:
+    """The ranking table, printed in the launching process (it has no run log file)."""
     from rich.table import Table
 
-    from . import console
+    from .console import console
     from .report import tensorboard_command
 
     rows = summary["runs"]
     monitor = summary.get("monitor") or "metric"
+    main_test = next((k for k in ("test_accuracy", "test_r2") if k in test_keys), None)
     table = Table(
         title=f"sweep: {len(rows)} runs ranked by best {monitor} ({summary.get('mode') or 'min'})",
         title_justify="left",
     )
-    for name in (
-        "#",
-        "job",
-        "overrides",
-        f"best {monitor}",
-        "epoch",
-        *[k.replace("_", " ", 1) for k in test_keys],
-        "epochs",
-        "status",
-        "time",
-    ):
+    columns = ["#", "job", "overrides", f"best {monitor}", "epoch"]
+    columns += [main_test.replace("_", " ")] if main_test else []
+    for name in (*columns, "epochs", "status", "time"):
         table.add_column(name, overflow="fold")
 
     def fmt(value) -> str:
@@ -201,42 +218,36 @@ def _print(summary: dict[str, Any], test_keys: list[str]) -> None:
 
     for row in rows:
         status = row.get("status", "")
-        style = None if status in OK_STATUSES else "red"
+        time = row.get("wall_time_s")
         table.add_row(
             fmt(row.get("rank")),
-            row["job"],
-            row.get("overrides", ""),
+            row["job"].split("_", 1)[0],
+            _short(row.get("overrides", "")),
             fmt(row.get("best")),
             fmt(row.get("best_epoch")),
-            *[fmt(row.get(k)) for k in test_keys],
+            *([fmt(row.get(main_test))] if main_test else []),
             fmt(row.get("epochs")),
             status,
-            fmt(row.get("wall_time_s")) + ("s" if row.get("wall_time_s") is not None else ""),
-            style=style,
+            "" if time is None else f"{time:.1f}s",
+            style=None if status in OK_STATUSES else "red",
         )
+    out = console()
+    out.print(table)
     lines = [f"summary: {Path(summary['sweep_dir']) / 'summary.csv'} and summary.json"]
     if summary["best"]:
-        lines.append(
-            f"best run: {summary['best']['job']} -> re-run with: {summary['best']['command']}"
-        )
+        lines.append(f"best run: {summary['best']['run_dir']}")
+        lines.append(f"  re-run: {summary['best']['command']}")
     for row in rows:
         if row.get("status") not in OK_STATUSES:
-            lines.append(f"failed: {row['job']}: {row.get('error') or row.get('status')}")
+            job = row["job"].split("_", 1)[0]
+            lines.append(
+                f"failed: job {job} ({row.get('overrides')}): {row.get('error') or row.get('status')}"
+            )
     lines.append(f"compare: {tensorboard_command(summary['sweep_dir'])}")
-    console.show(table, _plain_table(rows, monitor, test_keys))
     for line in lines:
-        console.show(line, line)
-
-
-def _plain_table(rows: list[dict[str, Any]], monitor: str, test_keys: list[str]) -> str:
-    out = [f"sweep summary (best {monitor}):"]
-    for row in rows:
-        tests = " ".join(f"{k}={row.get(k)}" for k in test_keys)
-        out.append(
-            f"  #{row.get('rank')} {row['job']} status={row.get('status')} best={row.get('best')} "
-            f"epoch={row.get('best_epoch')} {tests}"
+        out.print(
+            line, soft_wrap=True, markup=False, style="red" if line.startswith("failed") else None
         )
-    return "\n".join(out)
 
 
 def main_summarize(argv: list[str]) -> int:

@@ -1,0 +1,184 @@
+"""Sweeps end to end: one directory per job, a ranked summary even when a job fails, parallel
+launchers, Optuna, experiment presets, the learning-rate range test."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import cli_env, metrics_of, run_cli
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+pytestmark = pytest.mark.e2e
+
+try:
+    import hydra_plugins.hydra_joblib_launcher
+
+    HAS_JOBLIB = True
+except ImportError:
+    HAS_JOBLIB = False
+try:
+    import hydra_plugins.hydra_optuna_sweeper  # noqa: F401
+
+    HAS_OPTUNA = True
+except ImportError:
+    HAS_OPTUNA = False
+
+SWEEP = ["optimizer.lr=1e-3,1e-2,abc", "trainer.max_epochs=4"]
+
+
+def _rows(sweep_dir):
+    return json.loads((sweep_dir / "summary.json").read_text())["runs"]
+
+
+@pytest.fixture(scope="module")
+def basic_sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("basic")
+    result = run_cli(SWEEP, tmp, multirun=True)
+    return result, tmp / "sweep"
+
+
+def test_one_directory_per_job_named_after_the_swept_value(basic_sweep):
+    _, sweep_dir = basic_sweep
+    jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
+    assert jobs == ["0_optimizer.lr=0.001", "1_optimizer.lr=0.01", "2_optimizer.lr=abc"]
+
+
+def test_a_failed_job_fails_alone_and_the_sweep_still_ends_in_a_ranked_summary(basic_sweep):
+    result, sweep_dir = basic_sweep
+    assert result.returncode != 0
+    assert "job 2: optimizer.lr='abc' is not a number" in result.stderr
+    rows = _rows(sweep_dir)
+    good = [r for r in rows if r["status"] != "failed"]
+    assert [r["rank"] for r in good] == [1, 2]
+    assert good[0]["best"] <= good[1]["best"]  # monitor loss/val: lower is better
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["error"] == "optimizer.lr='abc' is not a number."
+    for row in good:
+        metrics = metrics_of(row["run_dir"])
+        assert (
+            row["best"] == metrics["best_val_metric"]
+            and row["test_accuracy"] == metrics["test"]["accuracy"]
+        )
+    with (sweep_dir / "summary.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["job"] for r in table] == [r["job"] for r in rows]
+    best = json.loads((sweep_dir / "summary.json").read_text())["best"]
+    assert best["command"] == f"python -m trainer {good[0]['overrides']} trainer.max_epochs=4"
+    for text in (
+        "ranked by best loss/val",
+        "re-run: python -m trainer",
+        "failed: job 2",
+        "tensorboard --logdir",
+    ):
+        assert text in result.stdout
+
+
+def test_summary_can_be_rebuilt_from_the_run_directories(basic_sweep):
+    _, sweep_dir = basic_sweep
+    before = _rows(sweep_dir)
+    (sweep_dir / "summary.json").unlink()
+    (sweep_dir / "summary.csv").unlink()
+    result = subprocess.run(
+        [sys.executable, "-m", "trainer.summarize", str(sweep_dir)],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1  # a job failed
+    assert _rows(sweep_dir) == before and (sweep_dir / "summary.csv").is_file()
+
+
+def test_tensorboard_sees_one_run_per_job_with_its_hparams(basic_sweep):
+    _, sweep_dir = basic_sweep
+    for job in ("0_optimizer.lr=0.001", "1_optimizer.lr=0.01"):
+        event_dirs = {p.parent for p in (sweep_dir / job).rglob("events.out.tfevents*")}
+        assert event_dirs == {sweep_dir / job / "tensorboard"}
+        events = EventAccumulator(
+            str(sweep_dir / job / "tensorboard"), size_guidance={"tensors": 0}
+        )
+        events.Reload()
+        start = plugin_data_pb2.HParamsPluginData.FromString(
+            events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        ).session_start_info
+        assert start.hparams["optimizer.lr"].number_value == float(job.split("=")[1])
+        assert start.hparams["optimizer"].string_value == "adamw"
+
+
+@pytest.mark.skipif(
+    not HAS_JOBLIB, reason="hydra-joblib-launcher not installed (pip install -e '.[sweeps]')"
+)
+def test_joblib_runs_jobs_in_parallel_with_the_same_results(basic_sweep, tmp_path):
+    result = run_cli(["hydra/launcher=joblib", *SWEEP], tmp_path, multirun=True)
+    assert result.returncode != 0  # the same failing job
+    parallel, sequential = _rows(tmp_path / "sweep"), _rows(basic_sweep[1])
+    assert [(r["job"], r["best"], r.get("test_accuracy")) for r in parallel] == [
+        (r["job"], r["best"], r.get("test_accuracy")) for r in sequential
+    ]
+    expected_threads = max(1, (os.cpu_count() or 1) // (os.cpu_count() or 1))
+    for row in parallel:
+        if row["status"] != "failed":
+            assert metrics_of(row["run_dir"])["environment"]["torch_threads"] == expected_threads
+
+
+@pytest.mark.skipif(
+    not HAS_OPTUNA, reason="hydra-optuna-sweeper not installed (pip install -e '.[sweeps]')"
+)
+def test_optuna_search_completes_and_is_summarised(tmp_path):
+    import yaml
+
+    result = run_cli(
+        ["hparams_search=lr_wd", "hydra.sweeper.n_trials=3", "trainer.max_epochs=3", "logger=none"],
+        tmp_path,
+        multirun=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = _rows(tmp_path / "sweep")
+    assert len(rows) == 3 and all(r["status"] in ("completed", "stopped_early") for r in rows)
+    optuna = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert optuna["best_value"] == pytest.approx(min(r["best"] for r in rows))
+    assert all(
+        "optimizer.lr=" in r["overrides"] and "optimizer.weight_decay=" in r["overrides"]
+        for r in rows
+    )
+    assert "hparams_search" not in rows[0]["command"]
+
+
+def test_experiment_preset_compares_optimizers(tmp_path):
+    result = run_cli(
+        ["experiment=compare_optimizers", "trainer.max_epochs=2", "logger=none"],
+        tmp_path,
+        multirun=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert jobs == [
+        "0_optimizer=sgd",
+        "1_optimizer=sgd_momentum",
+        "2_optimizer=adam",
+        "3_optimizer=adamw",
+    ]
+    for job in jobs:
+        metrics = metrics_of(tmp_path / "sweep" / job)
+        assert metrics["epochs_run"] == 2 and metrics["status"] == "completed"  # no early stopping
+
+
+def test_lr_find_suggests_a_rate_the_default_model_trains_well_with(tmp_path):
+    result = run_cli(["mode=lr_find"], tmp_path, run_dir=tmp_path / "find", check=True)
+    found = metrics_of(tmp_path / "find")
+    rate = found["suggested_lr"]
+    assert 1e-4 <= rate <= 1e-1, rate
+    assert (tmp_path / "find" / "lr_find.png").is_file()
+    assert f"optimizer.lr={rate:.3g}" in result.stdout
+    assert not (tmp_path / "find" / "checkpoints").exists()  # a throwaway model: nothing saved
+    run_cli(
+        [f"optimizer.lr={rate:.3g}", "logger=none"],
+        tmp_path,
+        run_dir=tmp_path / "train",
+        check=True,
+    )
+    assert metrics_of(tmp_path / "train")["best"]["accuracy/val"] >= 0.95

@@ -1,0 +1,158 @@
+"""What a person finds in TensorBoard, read back with TensorBoard's own event reader."""
+
+import functools
+
+import pytest
+import torch
+from helpers import make_trainer
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from trainer.callbacks import LearningRateMonitor, ModelCheckpoint, TensorBoardLogger
+from trainer.data import DataModule
+from trainer.data.synthetic import linear
+from trainer.errors import NonFiniteError
+
+
+def _events(run_dir):
+    events = EventAccumulator(
+        str(run_dir / "tensorboard"),
+        size_guidance={"scalars": 0, "images": 0, "tensors": 0, "histograms": 0},
+    )
+    events.Reload()
+    return events
+
+
+def _run(run_dir, logger=None, **settings):
+    settings.setdefault(
+        "callbacks", {"lr_monitor": LearningRateMonitor(), "ckpt": ModelCheckpoint()}
+    )
+    trainer, data = make_trainer(
+        run_dir, loggers={"tensorboard": logger or TensorBoardLogger()}, **settings
+    )
+    trainer.hparams = {"dataset": "moons", "optimizer.lr": 0.01, "trainer.batch_size": 32}
+    trainer.fit(data)
+    trainer.test(data)
+    trainer.finish()
+    return trainer, _events(run_dir)
+
+
+def test_epoch_scalars_test_metrics_and_learning_rate_per_group(tmp_path):
+    optimizer = functools.partial(torch.optim.AdamW, lr=0.01, weight_decay=0.1)
+    trainer, events = _run(tmp_path, max_epochs=4, optimizer=optimizer, decay_bias_and_norm=False)
+    for tag in (
+        "loss/train",
+        "loss/val",
+        "accuracy/train",
+        "accuracy/val",
+        "grad_norm",
+        "time/epoch_s",
+        "throughput/samples_per_s",
+        "lr/default",
+        "lr/no_decay",
+    ):
+        assert [e.step for e in events.Scalars(tag)] == [1, 2, 3, 4], tag  # x axis: the epoch
+    for tag in ("loss/test", "accuracy/test", "best/loss/val", "best/epoch"):
+        assert len(events.Scalars(tag)) == 1
+    assert events.Scalars("accuracy/test")[0].value == pytest.approx(
+        trainer.test_metrics["accuracy"]
+    )
+    assert events.Scalars("loss/val")[-1].value == pytest.approx(trainer.history[-1]["loss/val"])
+
+
+def test_per_step_loss_uses_the_optimizer_step_as_x_axis(tmp_path):
+    trainer, events = _run(
+        tmp_path, TensorBoardLogger(log_every_n_steps=5, grad_norm_every_n_steps=5), max_epochs=2
+    )
+    steps = [e.step for e in events.Scalars("loss/train_step")]
+    assert steps == list(range(5, trainer.global_step + 1, 5))
+    assert [e.step for e in events.Scalars("grad_norm_step")] == steps
+
+
+def test_hparams_in_the_runs_own_file_with_final_metrics(tmp_path):
+    _trainer, events = _run(tmp_path, max_epochs=3)
+    content = events.PluginTagToContent("hparams")
+    assert set(content) == {
+        "_hparams_/experiment",
+        "_hparams_/session_start_info",
+        "_hparams_/session_end_info",
+    }
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]
+    ).session_start_info
+    assert (
+        start.hparams["optimizer.lr"].number_value == 0.01
+        and start.hparams["dataset"].string_value == "moons"
+    )
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/experiment"]
+    ).experiment
+    metric_tags = {m.name.tag for m in experiment.metric_infos}
+    assert metric_tags == {"best/loss/val", "best/epoch", "loss/test", "accuracy/test"}
+    assert "hp_metric" not in events.Tags()["scalars"]
+    files = list(tmp_path.rglob("events.out.tfevents*"))
+    assert {f.parent for f in files} == {
+        tmp_path / "tensorboard"
+    }  # one run: no timestamped sub-runs
+
+
+def test_figures_and_text(tmp_path):
+    _trainer, events = _run(tmp_path, TensorBoardLogger(figure_every_n_epochs=2), max_epochs=4)
+    images = events.Tags()["images"]
+    assert {
+        "figures/decision_boundary",
+        "figures/confusion_matrix_val",
+        "figures/lr_schedule",
+    } <= set(images)
+    assert [e.step for e in events.Images("figures/decision_boundary")] == [
+        2,
+        4,
+        4,
+    ]  # every 2 epochs and the end
+    image = events.Images("figures/decision_boundary")[-1]
+    assert image.width > 300 and image.height > 300
+    texts = {tag.split("/")[0] for tag in events.Tags()["tensors"]}
+    assert texts == {"config", "model", "summary", "health"}
+    for name in ("decision_boundary.png", "confusion_matrix_val.png", "lr_schedule.png"):
+        assert (tmp_path / "figures" / name).stat().st_size > 5000
+
+
+def test_regression_runs_get_predicted_vs_true(tmp_path):
+    data = DataModule(linear(n_samples=300))
+    _, events = _run(tmp_path, data=data, max_epochs=3)
+    assert "figures/predicted_vs_true_val" in events.Tags()["images"]
+    assert "figures/decision_boundary" not in events.Tags()["images"]
+    assert [e.step for e in events.Scalars("r2/val")] == [1, 2, 3]
+
+
+def test_histograms_when_asked(tmp_path):
+    _, events = _run(tmp_path, TensorBoardLogger(histograms=True, figures=False), max_epochs=2)
+    histograms = events.Tags()["histograms"]
+    assert "weights/layers.1.weight" in histograms and "gradients/layers.1.weight" in histograms
+
+
+def test_writers_are_flushed_and_closed_when_the_run_fails(tmp_path):
+    data = DataModule(linear(n_samples=400))
+    trainer, _ = make_trainer(
+        tmp_path,
+        data=data,
+        max_epochs=50,
+        check_finite_every_n_steps=1000,
+        optimizer=functools.partial(torch.optim.SGD, lr=0.5, foreach=True),
+        loggers={"tensorboard": TensorBoardLogger(figures=False)},
+    )
+    trainer.loss_fn = torch.nn.MSELoss()
+
+    class Explode(torch.nn.Module):  # a finite first epoch, then NaN
+        def forward(self, out, y):
+            loss = torch.nn.functional.mse_loss(out, y)
+            return loss * float("nan") if trainer.epoch >= 2 else loss
+
+    trainer.loss_fn = Explode()
+    with pytest.raises(NonFiniteError) as info:
+        trainer.fit(data)
+    trainer.finish(error=info.value)
+    events = _events(tmp_path)
+    assert [e.step for e in events.Scalars("loss/train")] == [1]
+    assert "summary/text_summary" in events.Tags()["tensors"]
+    assert trainer.loggers[0].writer.file_writer is None  # closed, everything flushed
