@@ -64,7 +64,7 @@ def make_trainer(
 # ---------------------------------------------------------------------- the real CLI
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
     env["COLUMNS"] = "200"
     env.pop("HYDRA_FULL_ERROR", None)
     env["PYTHONUNBUFFERED"] = "1"
@@ -111,3 +111,54 @@ def metrics_of(run_dir: Path) -> dict:
 
 
 FAST = ["trainer.max_epochs=3", "logger=none"]  # quick CLI runs where TensorBoard is not the point
+
+
+class CollectiveCounter:
+    """A callback (used from the command line under torchrun) that counts the torch.distributed
+    collectives the tool calls from Python and writes the counts to <run dir>/collectives_rank<N>.json.
+    DDP's own gradient all-reduce runs inside its C++ reducer and is not counted."""
+
+    NAMES = (
+        "all_reduce",
+        "broadcast",
+        "all_gather",
+        "all_gather_object",
+        "broadcast_object_list",
+        "barrier",
+        "reduce",
+        "gather",
+        "scatter",
+    )
+
+    def __new__(cls):
+        from trainer.callbacks import Callback
+
+        class _Counter(Callback):
+            def on_fit_start(self, trainer):
+                import torch.distributed as dist
+
+                self.counts, self.originals = {}, {}
+                for name in CollectiveCounter.NAMES:
+                    original = getattr(dist, name)
+                    self.originals[name] = original
+
+                    def counted(*args, _original=original, _name=name, **kwargs):
+                        self.counts[_name] = self.counts.get(_name, 0) + 1
+                        return _original(*args, **kwargs)
+
+                    setattr(dist, name, counted)
+
+            def on_fit_end(self, trainer):
+                import torch.distributed as dist
+
+                for name, original in self.originals.items():
+                    setattr(dist, name, original)
+                record = {
+                    "counts": self.counts,
+                    "steps": trainer.global_step,
+                    "epochs": trainer.epoch,
+                }
+                path = Path(trainer.run_dir) / f"collectives_rank{trainer.dist.rank}.json"
+                path.write_text(json.dumps(record))
+
+        return _Counter()

@@ -89,3 +89,16 @@ def test_sigint_finishes_the_step_saves_last_pt_and_marks_the_run_interrupted(tm
     assert (state["epoch"], state["batches_done"], state["epoch_complete"]) == (2, 4, False)
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "interrupted"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_resume_auto_continues_the_run_directorys_own_checkpoint(tmp_path):
+    from helpers import metrics_of, run_cli
+
+    first = run_cli(["trainer.max_epochs=2", "logger=none", "trainer.resume=auto"], tmp_path)
+    assert (
+        first.returncode == 0 and metrics_of(first.dir)["resumed_from"] is None
+    )  # nothing to resume yet
+    again = run_cli(["trainer.max_epochs=4", "logger=none", "trainer.resume=auto"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    metrics = metrics_of(again.dir)
+    assert metrics["resumed_from"].endswith("last.pt") and metrics["epochs_run"] == 4

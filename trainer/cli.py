@@ -116,7 +116,8 @@ def prepare_argv(argv: list[str]) -> list[str]:
     # Hydra's parser takes overrides only on one side of -m; accept them anywhere.
     flags = [a for a in argv if a in ("-m", "--multirun")]
     argv = flags + [a for a in argv if a not in ("-m", "--multirun")]
-    resuming = _value(argv, "trainer.resume") and _value(argv, "mode") in (None, "train")
+    resume = _value(argv, "trainer.resume")
+    resuming = resume not in (None, "null", "auto") and _value(argv, "mode") in (None, "train")
     if resuming and not _multirun(argv):
         argv = _resume_into_run_dir(argv)
     if _multirun(argv):
@@ -195,7 +196,7 @@ def _share_run_dir(argv: list[str]) -> list[str]:
 
     from .distributed import env_rank, init_process_group
 
-    init_process_group()
+    init_process_group(_value(argv, "trainer.ddp_backend") or "auto")
     run_dir = None
     if env_rank() == 0:
         import yaml
@@ -236,14 +237,21 @@ def _job(cfg) -> float | None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     from .run import run
+    from .signals import received, sigterm_deferred
 
-    try:
-        return run(cfg, run_dir, dict(hydra_cfg.runtime.choices), list(hydra_cfg.overrides.task))
-    except KeyboardInterrupt:
-        raise
-    except BaseException as error:
-        code = _report_failure(error, run_dir, f"job {hydra_cfg.job.num}" if multirun else None)
     global _exit_code
+    with sigterm_deferred():
+        try:
+            result = run(
+                cfg, run_dir, dict(hydra_cfg.runtime.choices), list(hydra_cfg.overrides.task)
+            )
+            if received:  # a SIGTERM during the end-of-run reporting: the run is complete
+                _exit_code = _exit_code or EXIT_SIGNAL["SIGTERM"]
+            return result
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:
+            code = _report_failure(error, run_dir, f"job {hydra_cfg.job.num}" if multirun else None)
     _exit_code = _exit_code or code
     return float("nan")  # sweepers see a failed trial; the sweep summary lists the error
 
@@ -253,9 +261,14 @@ def _report_failure(error: BaseException, run_dir: Path, job: str | None) -> int
     import traceback
 
     from . import console
+    from .distributed import env_rank
     from .errors import TrainingInterrupted, UserError
 
     prefix = f"{job}: " if job else ""
+    if env_rank() != 0:  # rank 0 reports for the job; the others add one line if they know more
+        if not isinstance(error, TrainingInterrupted):
+            sys.stderr.write(f"rank {env_rank()}: {error}\n")
+        return EXIT_SIGNAL["SIGTERM"] if isinstance(error, TrainingInterrupted) else EXIT_USER_ERROR
     if isinstance(error, TrainingInterrupted):
         message = (
             f"{prefix}interrupted by {error.signal_name}. checkpoints/last.pt holds where the run "

@@ -49,6 +49,7 @@ class TrainerSchema:
     limit_train_batches: Any = None
     limit_val_batches: Any = None
     strategy: str = "auto"
+    ddp_backend: str = "auto"
     resume: str | None = None
     num_threads: int | None = None
 

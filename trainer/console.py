@@ -60,8 +60,11 @@ def show(renderable, plain: str | None = None) -> None:
 
 
 def print_user_error(message: str, title: str = "trainer: error") -> None:
+    from rich.text import Text
+
+    text = Text(message)  # plain: messages quote values like [0.5, 0.5] that are not markup
     error_console().print(
-        Panel(message, title=title, title_align="left", border_style="red", expand=False)
+        Panel(text, title=title, title_align="left", border_style="red", expand=False)
     )
 
 

@@ -32,21 +32,67 @@ def backend_for(device_type: str) -> str:
     return "nccl" if device_type == "cuda" else "gloo"
 
 
-def init_process_group(timeout_s: float = 300.0) -> None:
-    """Join torchrun's process group (gloo for CPU tensors; nccl too where CUDA is available)."""
+def init_process_group(backend: str = "auto", timeout_s: float = 300.0) -> None:
+    """Join torchrun's process group. auto: gloo for CPU tensors, plus nccl for CUDA tensors
+    where CUDA is available."""
     import torch
     import torch.distributed as dist
 
     if dist.is_initialized():
         return
-    backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+    if backend not in ("auto", "gloo", "nccl"):
+        raise UserError(
+            f"trainer.ddp_backend='{backend}' is not valid; choose auto, gloo or nccl.",
+            key="trainer.ddp_backend",
+        )
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise UserError(
+            "trainer.ddp_backend=nccl needs CUDA GPUs, and this machine has none. Use "
+            "trainer.ddp_backend=gloo (or auto) to train with several CPU processes.",
+            key="trainer.ddp_backend",
+        )
+    if backend == "auto":
+        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+
+
+def peer_failure(error: BaseException) -> str | None:
+    """If `error` says another process of the job went away, a sentence that says so."""
+    text = str(error)
+    signs = (
+        "Connection reset by peer",
+        "Connection closed by peer",
+        "Broken pipe",
+        "NCCL",
+        "gloo",
+        "ProcessGroup",
+        "Socket Timeout",
+        "timed out",
+        "DistBackendError",
+    )
+    try:
+        import torch.distributed as dist
+
+        is_dist_error = isinstance(error, getattr(dist, "DistError", ()))
+    except ImportError:
+        is_dist_error = False
+    if not (is_dist_error or (isinstance(error, RuntimeError) and any(s in text for s in signs))):
+        return None
+    cause = text.strip().splitlines()[0]
+    if cause.startswith("["):  # drop the C++ source location
+        cause = cause.split("] ", 1)[-1]
+    cause = cause.split(". ")[0].rstrip(".")  # and the library's advice that follows
+    return (
+        f"another process of this DDP job stopped or cannot be reached ({cause[:200]}), so this one "
+        "stops too. checkpoints/last.pt keeps the last finished epoch; after fixing the cause, start "
+        "the job again with trainer.resume=<run dir>."
+    )
 
 
 class Distributed:
     """Rank-awareness for the loop; a single process is world size 1 and every call is a no-op."""
 
-    def __init__(self, strategy: str = "auto") -> None:
+    def __init__(self, strategy: str = "auto", backend: str = "auto") -> None:
         if strategy not in ("auto", "single", "ddp"):
             raise UserError(
                 f"trainer.strategy='{strategy}' is not valid; choose auto, single or ddp.",
@@ -67,7 +113,7 @@ class Distributed:
             )
         self.active = wants_ddp
         if self.active:
-            init_process_group()
+            init_process_group(backend)
         import torch.distributed as dist
 
         self.rank = dist.get_rank() if self.active else 0

@@ -29,6 +29,10 @@ class NonFiniteError(UserError):
     """The loss or the gradients became NaN or infinite and `trainer.on_nonfinite=stop`."""
 
 
+class DistributedFailure(UserError):
+    """Another process of a DDP job died or became unreachable: the job stops cleanly."""
+
+
 class TrainingInterrupted(Exception):
     """SIGINT or SIGTERM arrived; the run saved its state and stops."""
 

@@ -46,8 +46,8 @@ from .checkpoints import (
 from .data.batches import EvalBatches, TensorBatches
 from .data.module import DataModule
 from .devices import resolve_device
-from .distributed import Distributed
-from .errors import NonFiniteError, TrainingInterrupted, UserError, choices_text
+from .distributed import Distributed, peer_failure
+from .errors import DistributedFailure, NonFiniteError, TrainingInterrupted, UserError, choices_text
 from .losses import head_for
 from .metrics import MetricAccumulator, metric_mode, metric_names
 from .optim import build_optimizer
@@ -103,6 +103,7 @@ class Trainer:
         limit_train_batches: int | float | None = None,
         limit_val_batches: int | float | None = None,
         strategy: str = "auto",
+        ddp_backend: str = "auto",
         resume: str | None = None,
         num_threads: int | None = None,
         decay_bias_and_norm: bool = True,
@@ -135,7 +136,8 @@ class Trainer:
         self.detect_anomaly, self.deterministic = detect_anomaly, deterministic
         self.fast_dev_run, self.overfit_batches = fast_dev_run, int(overfit_batches or 0)
         self.limit_train_batches, self.limit_val_batches = limit_train_batches, limit_val_batches
-        self.strategy, self.resume_from, self.num_threads = strategy, resume, num_threads
+        self.strategy, self.ddp_backend = strategy, ddp_backend
+        self.resume_from, self.num_threads = resume, num_threads
         self.decay_bias_and_norm, self.module_lr = decay_bias_and_norm, dict(module_lr or {})
         self.run_dir = Path(run_dir) if run_dir is not None else _default_run_dir()
         self.config = run_config or {}  # the resolved config, saved with checkpoints
@@ -221,7 +223,7 @@ class Trainer:
         if self._setup_done:
             return
         self.data = data
-        self.dist = Distributed(self.strategy)
+        self.dist = Distributed(self.strategy, self.ddp_backend)
         self.device = resolve_device(self.device_name, self.dist.local_rank)
         self.dist.check_device(self.device, data.spec.sizes["train"])
         if self.num_threads:
@@ -368,6 +370,9 @@ class Trainer:
                     if self._interrupt_agreed():
                         raise TrainingInterrupted(self._interrupt)
             except BaseException as error:
+                lost = peer_failure(error) if self.dist.active else None
+                if lost is not None:  # not a bug here: say what happened instead of a traceback
+                    error = DistributedFailure(lost)
                 if isinstance(error, TrainingInterrupted):
                     self.status = "interrupted"
                     self.stop_reason = f"interrupted by {error.signal_name} in epoch {self.epoch}"
@@ -380,6 +385,8 @@ class Trainer:
                     )
                 self._call("on_exception", error)  # e.g. the checkpoint callback saves last.pt
                 self._wait_for_writes_quietly()
+                if isinstance(error, DistributedFailure):
+                    raise error from None
                 raise
         self.status = "stopped_early" if self.should_stop else "completed"
         if not self.should_stop:
@@ -575,12 +582,17 @@ class Trainer:
             if self._interrupt is not None and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self._interrupt = name
-            log.warning(
-                "%s received: stopping after the current step and saving checkpoints/last.pt "
-                "(Ctrl-C again to abort at once)",
-                name,
-            )
+            if self.is_main_process:
+                log.warning(
+                    "%s received: stopping after the current step and saving checkpoints/last.pt "
+                    "(Ctrl-C again to abort at once)",
+                    name,
+                )
 
+        from .signals import received
+
+        if received:  # a SIGTERM arrived before training began
+            self._interrupt = received[-1]
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
@@ -613,15 +625,12 @@ class Trainer:
 
     def _load_best_for_test(self) -> None:
         best_file = next(
-            (
-                cb.best_path
-                for cb in self.callbacks.values()
-                if getattr(cb, "best_path", None) is not None
-            ),
-            None,
+            (cb.best_path for cb in self.callbacks.values() if getattr(cb, "best_path", None)), None
         )
-        if best_file is not None and self.writes_files:
-            self._writer.wait()
+        if best_file is not None:
+            if self.writes_files:
+                self._writer.wait()  # rank 0's newest best.pt is on disk ...
+            self.dist.barrier()  # ... before any rank reads it
         if best_file is not None and Path(best_file).is_file():
             state = load_checkpoint(best_file, map_location=self.device)
             self.unwrapped_model.load_state_dict(state["model"])

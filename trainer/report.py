@@ -9,23 +9,28 @@ from typing import Any
 
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from . import console
 
 
-def _pairs_table(rows: list[tuple[str, str]]) -> Table:
+def _pairs_table(rows: list[tuple[str, str | Text]]) -> Table:
+    """A two-column key/value grid. Values are plain text (never parsed as rich markup: error
+    messages and overrides contain brackets); pass a Text to style one."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column(overflow="fold")
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, value if isinstance(value, Text) else Text(str(value)))
     return table
 
 
-def _plain(title: str, rows: list[tuple[str, str]]) -> str:
+def _plain(title: str, rows: list[tuple[str, str | Text]]) -> str:
     width = max(len(k) for k, _ in rows)
-    return "\n".join([title] + [f"  {k:<{width}}  {v}" for k, v in rows])
+    return "\n".join(
+        [title] + [f"  {k:<{width}}  {v.plain if isinstance(v, Text) else v}" for k, v in rows]
+    )
 
 
 def start_panel(rows: list[tuple[str, str]]) -> None:
@@ -75,13 +80,8 @@ def end_summary(summary: dict[str, Any], run_dir: Path, writes_files: bool = Tru
     style = {"completed": "green", "stopped_early": "green", "interrupted": "yellow"}.get(
         status, "red"
     )
-    rows = [
-        (
-            "status",
-            f"[{style}]{status}[/]"
-            + (f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""),
-        )
-    ]
+    reason = f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""
+    rows: list[tuple[str, str | Text]] = [("status", Text(status + reason, style=style))]
     if summary.get("error"):
         rows.append(("error", summary["error"]))
     if summary.get("best_val_metric") is not None:
@@ -124,7 +124,6 @@ def end_summary(summary: dict[str, Any], run_dir: Path, writes_files: bool = Tru
             )
         if (run_dir / "tensorboard").exists():
             rows.append(("tensorboard", tensorboard_command(run_dir)))
-    plain_rows = [(k, _strip_markup(v)) for k, v in rows]
     console.show(
         Panel(
             _pairs_table(rows),
@@ -133,7 +132,7 @@ def end_summary(summary: dict[str, Any], run_dir: Path, writes_files: bool = Tru
             border_style=style,
             expand=False,
         ),
-        _plain("summary", plain_rows),
+        _plain("summary", rows),
     )
     health_report(summary.get("health") or [])
 
@@ -151,7 +150,7 @@ def health_report(findings: list[dict[str, Any]]) -> None:
             if finding["kind"] == "ok" or finding["severity"] != "info"
             else "[cyan]i[/]"
         )
-        table.add_row(mark, finding["message"])
+        table.add_row(mark, Text(finding["message"]))
     plain = "health report:\n" + "\n".join(f"  - {f['message']}" for f in findings)
     console.show(
         Panel(
@@ -168,9 +167,3 @@ def key_values(title: str, rows: list[tuple[str, str]], style: str = "green") ->
         ),
         _plain(title, rows),
     )
-
-
-def _strip_markup(text: str) -> str:
-    from rich.text import Text
-
-    return Text.from_markup(text).plain

@@ -133,6 +133,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overr
     from .loop import seed_everything
 
     seed_everything(cfg.trainer.seed)
+    if cfg.trainer.get("resume") == "auto":  # continue this run directory's own run if it has one
+        last = run_dir / "checkpoints" / "last.pt"
+        with open_dict(cfg):
+            cfg.trainer.resume = str(last) if last.is_file() else None
     data = build_data(cfg)
     model, loss, _ = build_model_and_loss(cfg, data.spec, data.class_counts(), choices)
     callbacks, loggers = build_callbacks(cfg)

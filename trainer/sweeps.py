@@ -196,6 +196,7 @@ def _short(overrides: str) -> str:
 
 def _print(summary: dict[str, Any], test_keys: list[str]) -> None:
     """The ranking table, printed in the launching process (it has no run log file)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from .console import console
@@ -220,15 +221,20 @@ def _print(summary: dict[str, Any], test_keys: list[str]) -> None:
         status = row.get("status", "")
         time = row.get("wall_time_s")
         table.add_row(
-            fmt(row.get("rank")),
-            row["job"].split("_", 1)[0],
-            _short(row.get("overrides", "")),
-            fmt(row.get("best")),
-            fmt(row.get("best_epoch")),
-            *([fmt(row.get(main_test))] if main_test else []),
-            fmt(row.get("epochs")),
-            status,
-            "" if time is None else f"{time:.1f}s",
+            *(
+                escape(cell)
+                for cell in (
+                    fmt(row.get("rank")),
+                    row["job"].split("_", 1)[0],
+                    _short(row.get("overrides", "")),
+                    fmt(row.get("best")),
+                    fmt(row.get("best_epoch")),
+                    *([fmt(row.get(main_test))] if main_test else []),
+                    fmt(row.get("epochs")),
+                    status,
+                    "" if time is None else f"{time:.1f}s",
+                )
+            ),
             style=None if status in OK_STATUSES else "red",
         )
     out = console()
