@@ -136,3 +136,11 @@ def test_unknown_monitor_in_early_stopping_is_a_user_error(tmp_path):
     trainer, data = make_trainer(tmp_path, callbacks={"es": EarlyStopping(monitor="acc/val")})
     with pytest.raises(UserError, match="callbacks.early_stopping.monitor"):
         trainer.fit(data)
+
+
+def test_every_n_epochs_still_saves_the_final_state(tmp_path):
+    trainer, data = make_trainer(
+        tmp_path, max_epochs=5, callbacks={"ckpt": ModelCheckpoint(every_n_epochs=2)}
+    )
+    trainer.fit(data)
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["epoch"] == 5

@@ -70,10 +70,17 @@ def test_checkpoints_hold_plain_containers_and_load_with_weights_only(tmp_path):
     trainer, data = make_trainer(tmp_path, max_epochs=2, callbacks={"ckpt": ModelCheckpoint()})
     trainer.config = {"optimizer": {"lr": 0.01}, "model": {"hidden_sizes": [16, 16]}}
     trainer.fit(data)
-    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
-    assert state["config"] == trainer.config
+    raw = torch.load(
+        tmp_path / "checkpoints" / "last.pt", weights_only=True
+    )  # plain data: no code runs
+    assert raw["config"] == trainer.config
+    for name, value in trainer.unwrapped_model.state_dict().items():
+        assert torch.equal(raw["model"][name], value)  # the weights are readable as they are
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")  # packed parts unpacked
     assert state["data"]["feature_scaler"]["mean"] == data.feature_scaler.mean.tolist()
     assert set(state["rng"][0]) >= {"python", "numpy", "torch"}
+    for key, value in trainer.optimizer.state_dict()["state"][0].items():
+        assert torch.equal(state["optimizer"]["state"][0][key], value)
     assert (
         state["epoch"] == 2
         and state["epoch_complete"]

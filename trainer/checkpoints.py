@@ -7,9 +7,13 @@ it and loading never executes code.
 from __future__ import annotations
 
 import atexit
+import json
+import math
+import os
 import queue
 import random
 import re
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,12 +22,13 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .files import atomic_write, write_json
+from .files import _fsync_dir, atomic_write, write_json
 from .paths import resolve_checkpoint, run_dir_of
 
 __all__ = [
     "BackgroundWriter",
     "atomic_write",
+    "copy_checkpoint",
     "load_checkpoint",
     "resolve_checkpoint",
     "run_dir_of",
@@ -36,24 +41,118 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
     atomic_write(path, lambda handle: torch.save(state, handle))
 
 
-def cpu_copy(obj: Any) -> Any:
-    """A deep copy with every tensor copied to the CPU and every value a plain container, number
-    or string (no subclasses, no numpy): a snapshot training can't change, loadable with
-    `weights_only=True`."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {cpu_copy(k): cpu_copy(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return (list if isinstance(obj, list) else tuple)(cpu_copy(v) for v in obj)
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(obj.copy())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    for plain in (bool, int, float, str):
-        if isinstance(obj, plain):
-            return plain(obj)
-    return obj
+def copy_checkpoint(source: str | Path, path: str | Path) -> None:
+    """best.pt from the last.pt just written, without serialising the state a second time: a hard
+    link, renamed into place (the next last.pt replaces its own name, not this file), or a copy
+    where the file system has no hard links."""
+    source, path = Path(source), Path(path)
+    link = path.with_name(f".{path.name}.link")
+    try:
+        link.unlink(missing_ok=True)
+        os.link(source, link)
+        os.replace(link, path)
+        _fsync_dir(path.parent)
+    except OSError:
+        link.unlink(missing_ok=True)
+        with open(source, "rb") as original:
+            atomic_write(path, lambda handle: shutil.copyfileobj(original, handle, 1 << 20))
+
+
+_PACKED = "__packed__"  # marks a tensor's place in a packed structure
+
+
+def pack(obj: Any) -> tuple[Any, dict[str, torch.Tensor]]:
+    """Copy every tensor of a nested structure into one flat CPU tensor per dtype, leaving a
+    reference [dtype, offset, shape] in its place. torch.save pays ~55 us per tensor; an
+    optimizer's dozens of small state tensors packed this way cost as much as one."""
+    pieces: dict[str, list[torch.Tensor]] = {}
+    sizes: dict[str, int] = {}
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            key = str(value.dtype).removeprefix("torch.")
+            flat = value.detach().reshape(-1)
+            offset = sizes.get(key, 0)
+            sizes[key] = offset + flat.numel()
+            pieces.setdefault(key, []).append(flat)
+            return {_PACKED: [key, offset, list(value.shape)]}
+        if type(value) is dict:
+            return {k: walk(v) for k, v in value.items()}
+        if type(value) in (list, tuple):
+            return type(value)(walk(v) for v in value)
+        return value
+
+    structure = walk(obj)
+    blobs = {key: torch.cat(parts).to("cpu", copy=True) for key, parts in pieces.items()}
+    return structure, blobs
+
+
+def unpack(structure: Any, blobs: dict[str, torch.Tensor]) -> Any:
+    def walk(value: Any) -> Any:
+        if type(value) is dict:
+            if len(value) == 1 and _PACKED in value:
+                key, offset, shape = value[_PACKED]
+                count = math.prod(shape)
+                return blobs[key][offset : offset + count].reshape(shape).clone()
+            return {k: walk(v) for k, v in value.items()}
+        if type(value) in (list, tuple):
+            return type(value)(walk(v) for v in value)
+        return value
+
+    return walk(structure)
+
+
+def _to_json(value: Any) -> Any:
+    """JSON that keeps what plain JSON would lose: non-string dict keys and tuples."""
+    if type(value) is dict:
+        if all(type(k) is str for k in value):
+            return {k: _to_json(v) for k, v in value.items()}
+        return {"__items__": [[_to_json(k), _to_json(v)] for k, v in value.items()]}
+    if type(value) is tuple:
+        return {"__tuple__": [_to_json(v) for v in value]}
+    if type(value) is list:
+        return [_to_json(v) for v in value]
+    return value
+
+
+def _from_json(value: Any) -> Any:
+    if type(value) is dict:
+        if "__items__" in value and len(value) == 1:
+            return {_from_json(k): _from_json(v) for k, v in value["__items__"]}
+        if "__tuple__" in value and len(value) == 1:
+            return tuple(_from_json(v) for v in value["__tuple__"])
+        return {k: _from_json(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_from_json(v) for v in value]
+    return value
+
+
+def freeze(state: dict, packed_keys: tuple[str, ...], json_keys: tuple[str, ...] = ()) -> dict:
+    """The file form of a checkpoint, as a snapshot training can't change: the model's weights
+    one tensor per parameter (readable with torch.load); the parts in `packed_keys` as one flat
+    tensor per dtype plus their layout in one JSON string; the parts in `json_keys` as JSON. Few
+    objects, because torch.save pays per object."""
+    frozen = {
+        k: v
+        for k, v in state.items()
+        if k not in packed_keys and k not in json_keys and k != "model"
+    }
+    frozen["model"] = {k: v.detach().to("cpu", copy=True) for k, v in state["model"].items()}
+    structure, blobs = pack({k: state[k] for k in packed_keys})
+    frozen["packed"] = {"layout": json.dumps(_to_json(structure)), "blobs": blobs}
+    frozen["json"] = {k: json.dumps(_to_json(state[k])) for k in json_keys}
+    return frozen
+
+
+def thaw(frozen: dict) -> dict:
+    """The logical checkpoint back from its file form."""
+    state = {k: v for k, v in frozen.items() if k not in ("packed", "json")}
+    for key, text in frozen.get("json", {}).items():
+        state[key] = _from_json(json.loads(text))
+    if "packed" in frozen:
+        layout = _from_json(json.loads(frozen["packed"]["layout"]))
+        state.update(unpack(layout, frozen["packed"]["blobs"]))
+    return state
 
 
 class BackgroundWriter:
@@ -103,8 +202,13 @@ class BackgroundWriter:
 def rng_state() -> dict:
     """The state of every random number generator a run draws from (plain containers)."""
     np_state = np.random.get_state()
+    version, keys, gauss = random.getstate()
     state = {
-        "python": random.getstate(),
+        "python": {
+            "version": version,
+            "keys": torch.from_numpy(np.array(keys, dtype=np.int64)),
+            "gauss": gauss,
+        },
         "numpy": {
             "keys": torch.from_numpy(np_state[1].astype(np.int64)),
             "pos": int(np_state[2]),
@@ -119,7 +223,8 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(_as_tuple(state["python"]))
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["keys"].tolist()), python["gauss"]))
     np_state = state["numpy"]
     np.random.set_state(
         (
@@ -133,10 +238,6 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _as_tuple(value):
-    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -172,6 +273,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             "Resume from another one, e.g. checkpoints/best.pt.",
             key="trainer.resume",
         ) from None
+    if isinstance(state, dict) and "packed" in state:
+        state = thaw(state)
     if not isinstance(state, dict) or "model" not in state or "format" not in state:
         raise UserError(
             f"'{path}' is not a checkpoint written by trainer (no model state in it).",

@@ -129,6 +129,7 @@ RANGES = {
     "callbacks.early_stopping.patience": _NON_NEGATIVE,
     "callbacks.early_stopping.min_delta": _NON_NEGATIVE,
     "callbacks.model_checkpoint.save_top_k": _NON_NEGATIVE,
+    "callbacks.model_checkpoint.every_n_epochs": _POSITIVE,
 }
 TARGET_GROUPS = ("dataset", "model", "loss", "optimizer", "scheduler")
 

@@ -15,6 +15,7 @@ distributed.py, checkpoints.py) so the loop itself stays visible.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -35,7 +36,8 @@ from . import __version__
 from .callbacks.base import PER_BATCH_HOOKS, Callback, overrides
 from .checkpoints import (
     BackgroundWriter,
-    cpu_copy,
+    copy_checkpoint,
+    freeze,
     load_checkpoint,
     resolve_checkpoint,
     rng_state,
@@ -57,6 +59,9 @@ from .schedulers import Schedule, build_schedule
 log = logging.getLogger("trainer")
 
 CHECKPOINT_FORMAT = 1
+# Checkpoint parts stored packed (see checkpoints.pack); the model's weights stay one tensor each.
+PACKED_PARTS = ("optimizer", "scheduler", "precision", "callbacks", "train_metrics", "rng")
+JSON_PARTS = ("data",)  # the preprocessing: plain numbers and names
 
 
 def seed_everything(seed: int) -> None:
@@ -173,6 +178,7 @@ class Trainer:
         self._setup_done = False
         self._interrupt: str | None = None
         self._writer = BackgroundWriter()
+        self._summary_written = -1e9  # time.monotonic() of the last metrics.json write
         self._batches_done = 0  # batches of the current epoch done (mid-epoch resume)
         self._epoch_complete = True
 
@@ -286,6 +292,11 @@ class Trainer:
                 self.steps_per_epoch,
                 self.max_epochs,
             )
+        self._autocast = self.precision.autocast()  # re-entered every batch (no-op at fp32)
+        self._last_loss: torch.Tensor | None = None
+        self._data_state = data.state_dict()
+        self._versions = {"trainer": __version__, "torch": str(torch.__version__)}
+        self._history_json: list[str] = []
         self._per_batch = {
             hook: [cb for cb in self.callbacks.values() if overrides(cb, hook)]
             for hook in PER_BATCH_HOOKS
@@ -392,7 +403,7 @@ class Trainer:
         if not self.should_stop:
             self.stop_reason = f"reached trainer.max_epochs={self.max_epochs}"
         self._call("on_fit_end")
-        self._write_summary()
+        self._write_summary(force=True)
         if self.writes_files:
             self._writer.wait()  # checkpoints and metrics.json are on disk when fit returns
         return self.summary()
@@ -429,37 +440,39 @@ class Trainer:
         self._call("on_train_epoch_start")
         self._grad_norm_sum, self._grad_norm_count = torch.zeros((), device=self.device), 0
         self._last_check_step = self.global_step
-        accumulate = self.accumulate_grad_batches
+        accumulate, world = self.accumulate_grad_batches, self.dist.world_size
         batches = self.train_batches
         group_samples = self._group_sizes(batches)
+        skip_nonfinite = self.on_nonfinite == "skip"
         self._epoch_complete = False
         for batch_idx, (x, y) in enumerate(
             batches.batches(self.epoch, self._batches_done), start=self._batches_done
         ):
             if batch_idx % accumulate == 0:  # between optimizer steps
-                if self._interrupt is not None and not self.dist.active:
-                    raise TrainingInterrupted(
-                        self._interrupt
-                    )  # (DDP: at the periodic check instead)
+                if (
+                    self._interrupt is not None and not self.dist.active
+                ):  # (DDP: at the periodic check)
+                    raise TrainingInterrupted(self._interrupt)
                 self.optimizer.zero_grad(set_to_none=True)
             last_in_group = (batch_idx + 1) % accumulate == 0 or batch_idx + 1 == len(batches)
             self._call_batch("on_train_batch_start", batch_idx)
 
-            with self._gradient_sync(last_in_group), self.precision.autocast():
+            with self._forward_context(last_in_group):
                 outputs = self.model(x)
                 loss = self.loss_fn(outputs, y)
             # Each micro-batch counts by its share of the samples in its optimizer step (and, under
             # DDP, of the global batch): accumulation and DDP both average over the right samples.
-            share = len(x) * self.dist.world_size / group_samples[batch_idx // accumulate]
+            share = len(x) * world / group_samples[batch_idx // accumulate]
             self.precision.backward(loss if share == 1.0 else loss * share)
             self._call_batch("on_after_backward")
 
-            if self.on_nonfinite != "skip" or torch.isfinite(loss).item():
-                self._train_metrics.update(loss.detach(), outputs.detach(), y)
+            self._last_loss = loss = loss.detach()
+            if not skip_nonfinite or torch.isfinite(loss).item():
+                self._train_metrics.update(loss, outputs.detach(), y)
             self._batches_done = batch_idx + 1
             if last_in_group:
                 self._optimizer_step()
-            self._call_batch("on_train_batch_end", batch_idx, loss.detach())
+            self._call_batch("on_train_batch_end", batch_idx, loss)
         self._epoch_complete = True
         self._check_finite(may_interrupt=False)
         return self._train_metrics.compute(self.dist.all_reduce_sum)
@@ -505,37 +518,45 @@ class Trainer:
         sizes, size = batches.global_sizes(), self.accumulate_grad_batches
         return [sum(sizes[i : i + size]) for i in range(0, len(sizes), size)]
 
-    def _gradient_sync(self, last_in_group: bool):
-        """DDP all-reduces gradients only on the last micro-batch of an accumulation group."""
+    def _forward_context(self, last_in_group: bool):
+        """Autocast for mixed precision; under DDP with accumulation, no gradient all-reduce
+        until the last micro-batch of the group. One shared no-op context otherwise."""
         if self.dist.active and not last_in_group:
-            return self.model.no_sync()
-        return contextlib.nullcontext()
+            return _Both(self.model.no_sync(), self.precision.autocast())
+        return self._autocast
 
     # ------------------------------------------------------------------ checks between steps
     def _check_finite(self, may_interrupt: bool) -> None:
-        """Stop when the loss went NaN/inf since the last check (with on_nonfinite=stop).
+        """Stop when the loss went NaN/inf (with on_nonfinite=stop).
 
-        Runs every `check_finite_every_n_steps` optimizer steps and at the end of each epoch: the
-        running loss sum turns non-finite as soon as one batch loss does, so nothing is missed
-        and there is no per-step synchronisation. Under DDP the ranks agree here, in one small
+        Runs every `check_finite_every_n_steps` optimizer steps and at the end of each epoch, not
+        per step: mid-epoch the latest loss is checked (once the loss or the weights are NaN,
+        every later loss is too), at the end of the epoch the running loss sum, which turned
+        non-finite with the first such batch. Under DDP the ranks agree here, in one small
         collective, on both this and on a pending SIGINT/SIGTERM.
         """
         checks_loss = self.on_nonfinite == "stop"
-        if not checks_loss and not self.dist.active:
-            self._last_check_step = self.global_step
-            return
-        flags = torch.zeros(2, device=self.device)
-        if checks_loss:
-            bad = ~torch.isfinite(self._train_metrics.loss_sum())
-            if self._grad_norm_count:
-                bad |= ~torch.isfinite(self._grad_norm_sum)
-            flags[0] = bad.to(flags.dtype)
-        flags[1] = float(self._interrupt is not None)
-        if self.dist.active:
-            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
-        bad_any, interrupted_any = flags.tolist()
-        if bad_any:
-            value = self._train_metrics.loss_sum().item()
+        interrupted = self._interrupt is not None
+        bad = False
+        if checks_loss or self.dist.active:
+            flag = torch.zeros((), device=self.device)
+            if checks_loss and self._last_loss is not None:
+                loss = self._train_metrics.loss_sum() if self._epoch_complete else self._last_loss
+                flag = ~torch.isfinite(loss)
+                if self._grad_norm_count:
+                    flag = flag | ~torch.isfinite(self._grad_norm_sum)
+            if self.dist.active:
+                flags = torch.stack(
+                    [flag.float(), torch.tensor(float(interrupted), device=self.device)]
+                )
+                torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+                bad, interrupted = (value > 0 for value in flags.tolist())
+            else:
+                bad = bool(flag.item())
+        if bad:
+            value = (
+                self._train_metrics.loss_sum() if self._epoch_complete else self._last_loss
+            ).item()
             lr = self.optimizer.param_groups[0]["lr"]
             self.nonfinite = {
                 "epoch": self.epoch,
@@ -556,7 +577,7 @@ class Trainer:
                 key="optimizer.lr",
             )
         self._last_check_step = self.global_step
-        if interrupted_any:
+        if interrupted:
             self._interrupt = self._interrupt or "SIGTERM (on another rank)"
             if may_interrupt:
                 raise TrainingInterrupted(self._interrupt)
@@ -620,7 +641,7 @@ class Trainer:
         self._call("on_test_start")
         self.test_metrics = self._evaluate(self._eval_batches("test"))
         self._call("on_test_end", self.test_metrics)
-        self._write_summary()
+        self._write_summary(force=True)
         return self.test_metrics
 
     def _load_best_for_test(self) -> None:
@@ -705,7 +726,6 @@ class Trainer:
     def checkpoint_state(self) -> dict:
         """Everything needed to continue this run exactly, as a CPU snapshot of plain containers
         and tensors. Collective under DDP (every rank's RNG state is gathered)."""
-        rng = self.dist.all_gather_object(rng_state())
         state = {
             "format": CHECKPOINT_FORMAT,
             "epoch": self.epoch,
@@ -718,22 +738,31 @@ class Trainer:
             "precision": self.precision.state_dict(),
             "callbacks": {name: cb.state_dict() for name, cb in self.callbacks.items()},
             "train_metrics": None if self._epoch_complete else self._train_metrics.state_dict(),
-            "rng": rng,
-            "progress": {
-                "history": self.history,
-                "best": self.best,
-                "skipped_steps": self.skipped_steps,
-                "wall_time_s": self._wall_time(),
-                "stop_reason": self.stop_reason,
-                "should_stop": self.should_stop,
-            },
-            "data": self.data.state_dict(),
+            "rng": self.dist.all_gather_object(rng_state()),
+            "progress": self._progress_json(),  # already JSON, encoded incrementally
+            "data": self._data_state,  # neither of these changes during a run
             "config": self.config,
-            "versions": {"trainer": __version__, "torch": torch.__version__},
+            "versions": self._versions,
         }
         for cb in self.callbacks.values():
             cb.on_save_checkpoint(self, state)
-        return cpu_copy(state)
+        return freeze(state, PACKED_PARTS, JSON_PARTS)
+
+    def _progress_json(self) -> str:
+        """The run's history and bookkeeping as one JSON string: a checkpoint stays small and fast
+        to write however long the run (each finished epoch is encoded once)."""
+        done = self._history_json
+        while len(done) < len(self.history) - 1:  # earlier epochs no longer change
+            done.append(json.dumps(self.history[len(done)]))
+        last = [json.dumps(self.history[-1])] if self.history else []
+        progress = {
+            "best": self.best,
+            "skipped_steps": self.skipped_steps,
+            "wall_time_s": self._wall_time(),
+            "stop_reason": self.stop_reason,
+            "should_stop": self.should_stop,
+        }
+        return json.dumps(progress)[:-1] + ', "history": [' + ",".join(done + last) + "]}"
 
     def _wait_for_writes_quietly(self) -> None:
         """On the way out of an error: finish queued writes without hiding the error."""
@@ -753,6 +782,11 @@ class Trainer:
         (rank 0 only). Loggers use it so nothing they write is newer than the last checkpoint."""
         if self.writes_files:
             self._writer.submit(work, *args)
+
+    def copy_checkpoint(self, source: str | Path, path: str | Path) -> None:
+        """Queue an atomic copy of a checkpoint file (after the writes queued before it)."""
+        if self.writes_files:
+            self._writer.submit(copy_checkpoint, Path(source), Path(path))
 
     def delete_file(self, path: str | Path) -> None:
         if self.writes_files:
@@ -774,7 +808,7 @@ class Trainer:
         if not self._epoch_complete:
             self._train_metrics = self._new_metrics()
             self._train_metrics.load_state_dict(state["train_metrics"])
-        progress = state["progress"]
+        progress = json.loads(state["progress"])
         self.history, self.best = progress["history"], progress["best"]
         self.skipped_steps, self._wall_time_before = (
             progress["skipped_steps"],
@@ -861,8 +895,12 @@ class Trainer:
             "history": self.history,
         }
 
-    def _write_summary(self) -> None:
-        if self.writes_files:
+    def _write_summary(self, force: bool = False) -> None:
+        """metrics.json, rewritten as training goes (at most every 2 s, so that short epochs don't
+        pay for it) and always at the end; checkpoints carry the same history for resuming."""
+        now = time.monotonic()
+        if self.writes_files and (force or now - self._summary_written >= 2.0):
+            self._summary_written = now
             self._writer.submit(write_json, self.summary(), self.run_dir / "metrics.json")
 
     def finish(self, error: BaseException | None = None) -> dict[str, Any]:
@@ -980,3 +1018,17 @@ def _batch_limit(value, total: int, key: str) -> int | None:
 
 def _default_run_dir() -> Path:
     return Path("outputs") / "runs" / datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
+
+
+class _Both(contextlib.ExitStack):
+    """Two context managers entered as one."""
+
+    def __init__(self, first, second) -> None:
+        super().__init__()
+        self._pair = (first, second)
+
+    def __enter__(self):
+        super().__enter__()
+        for context in self._pair:
+            self.enter_context(context)
+        return self

@@ -50,19 +50,33 @@ class MetricAccumulator:
             return
         losses, outputs, targets = zip(*self._buffer)
         self._buffer = []
-        sizes = torch.tensor([len(t) for t in targets], dtype=self.sums.dtype, device=self.device)
-        outputs = torch.cat(outputs).to(self.sums.dtype)
-        targets = torch.cat(targets)
-        update = [torch.dot(torch.stack(losses).to(self.sums.dtype), sizes), sizes.sum()]
-        if self.head.task != "regression":
-            correct = self.head.predict(outputs) == self.head.class_indices(targets)
-            update.append(correct.sum().to(self.sums.dtype))
+        sizes = [len(t) for t in targets]
+        losses = torch.stack(losses).to(self.sums.dtype)
+        if len(set(sizes)) == 1:  # equal batches (the usual case): one op fewer
+            loss_sum = losses.sum() * sizes[0]
         else:
-            scale = self.target_std if self.target_std is not None else 1.0
-            y = targets.to(self.sums.dtype) * scale  # original units, up to a shift that cancels
-            err = (outputs - targets.to(self.sums.dtype)) * scale
-            update += [err.abs().sum(0), (err**2).sum(0), y.sum(0), (y**2).sum(0)]
-        self.sums += torch.cat([u.reshape(-1) for u in update])
+            loss_sum = torch.dot(
+                losses, torch.tensor(sizes, dtype=self.sums.dtype, device=self.device)
+            )
+        outputs, targets = torch.cat(outputs), torch.cat(targets)
+        count = torch.tensor(float(sum(sizes)), dtype=self.sums.dtype, device=self.device)
+        if self.head.task != "regression":
+            correct = (self.head.predict(outputs) == self.head.class_indices(targets)).sum()
+            self.sums += torch.stack([loss_sum, count, correct.to(self.sums.dtype)])
+            return
+        outputs, targets = outputs.to(self.sums.dtype), targets.to(self.sums.dtype)
+        scale = self.target_std if self.target_std is not None else 1.0
+        y = targets * scale  # original units, up to a shift that cancels in every metric
+        err = (outputs - targets) * scale
+        update = [
+            loss_sum[None],
+            count[None],
+            err.abs().sum(0),
+            (err**2).sum(0),
+            y.sum(0),
+            (y**2).sum(0),
+        ]
+        self.sums += torch.cat(update)
 
     def loss_sum(self) -> torch.Tensor:
         """The running (sample-weighted) loss sum, on the device: NaN/inf once any batch was."""

@@ -47,4 +47,4 @@ class Head:
 
     def class_indices(self, targets: torch.Tensor) -> torch.Tensor:
         """Targets in loss format back to class indices."""
-        return targets[:, 0].long() if self.kind == "logit" else targets
+        return (targets[:, 0] > 0.5).long() if self.kind == "logit" else targets

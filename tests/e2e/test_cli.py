@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from helpers import FAST, ROOT, cli_env, metrics_of, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -67,7 +66,9 @@ def test_linear_regression_recovers_slope_3_and_intercept_minus_2(tmp_path):
         tmp_path,
         check=True,
     )
-    state = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    from trainer.checkpoints import load_checkpoint
+
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
     w, b = state["model"]["linear.weight"].item(), state["model"]["linear.bias"].item()
     x_mean, x_std = (
         state["data"]["feature_scaler"]["mean"][0],

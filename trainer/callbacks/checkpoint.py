@@ -9,7 +9,8 @@ from .base import Callback
 
 
 class ModelCheckpoint(Callback):
-    """Writes `<run dir>/checkpoints/last.pt` after every epoch (and when a run is interrupted),
+    """Writes `<run dir>/checkpoints/last.pt` after every epoch (or every n; always at the end and
+    when a run is interrupted),
     `best.pt` whenever `monitor` improves, and with `save_top_k > 1` also the k best epochs as
     `epoch=007-loss_val=0.1234.pt`. Every write is atomic and happens off the training thread."""
 
@@ -20,6 +21,7 @@ class ModelCheckpoint(Callback):
         save_last: bool = True,
         save_best: bool = True,
         save_top_k: int = 1,
+        every_n_epochs: int = 1,
         dirpath: str | None = None,
     ) -> None:
         if mode == "auto":
@@ -29,6 +31,10 @@ class ModelCheckpoint(Callback):
         self.monitor, self.mode = monitor, mode
         self.save_last, self.save_best, self.save_top_k = save_last, save_best, int(save_top_k)
         self.dirpath = dirpath
+        if int(every_n_epochs) < 1:
+            raise ValueError("every_n_epochs must be >= 1")
+        self.every_n_epochs = int(every_n_epochs)
+        self._written_epoch: int | None = None
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.top_k: list[tuple[float, int, str]] = []  # (value, epoch, file name)
@@ -58,20 +64,30 @@ class ModelCheckpoint(Callback):
         improved = self._improved(value)
         if improved:
             self.best, self.best_epoch = value, trainer.epoch
-        # Gathering the checkpoint is collective under DDP (every rank's RNG state): all ranks call it.
-        state = (
-            trainer.checkpoint_state()
-            if (self.save_last or improved or self.save_top_k > 1)
-            else None
-        )
-        if not self.active or state is None:
+        due = self.save_last and (trainer.epoch % self.every_n_epochs == 0 or trainer.should_stop)
+        if not (due or (improved and self.save_best) or self.save_top_k > 1):
             return
-        if self.save_last:
+        # Gathering the checkpoint is collective under DDP (every rank's RNG state): all ranks call it.
+        state = trainer.checkpoint_state()
+        if due:
+            self._written_epoch = trainer.epoch
+        if not self.active:
+            return
+        if due:
             trainer.write_checkpoint(state, self.folder / "last.pt")
-        if improved and self.save_best:
-            trainer.write_checkpoint(state, self.folder / "best.pt")
+        if improved and self.save_best:  # the same state: link the file rather than serialise twice
+            if due:
+                trainer.copy_checkpoint(self.folder / "last.pt", self.folder / "best.pt")
+            else:
+                trainer.write_checkpoint(state, self.folder / "best.pt")
         if self.save_top_k > 1 and math.isfinite(value):
             self._keep_top_k(trainer, state, value)
+
+    def on_fit_end(self, trainer) -> None:
+        if self.save_last and self._written_epoch != trainer.epoch and trainer.history:
+            state = trainer.checkpoint_state()  # with every_n_epochs > 1: the final state too
+            if self.active:
+                trainer.write_checkpoint(state, self.folder / "last.pt")
 
     def _keep_top_k(self, trainer, state: dict, value: float) -> None:
         name = f"epoch={trainer.epoch:03d}-{self.monitor.replace('/', '_')}={value:.4f}.pt"

@@ -120,8 +120,10 @@ class ProgressBar(Callback):
                 info=f"{trainer.monitor} {_fmt(logs.get(trainer.monitor))}",
             )
             self._progress.console.print(line, markup=False, soft_wrap=True)
-        else:
-            console.console().print(line, markup=False, soft_wrap=True)
+        else:  # a log file or a pipe: plain text, flushed so that the line shows up now
+            out = console.console().file
+            out.write(line + "\n")
+            out.flush()
         console.file_only(line)
 
     def _close(self) -> None:
