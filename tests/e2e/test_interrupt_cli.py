@@ -91,7 +91,9 @@ def test_kill_9_loses_at_most_the_epoch_in_progress(tmp_path):
     process.wait(timeout=60)
     state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert state["epoch"] >= 5 and state["epoch_complete"]
-    assert metrics_of(run_dir)["epochs_run"] >= 5
+    assert (
+        metrics_of(run_dir)["status"] == "running"
+    )  # whole, if up to 2 s old (rewritten at most every 2 s)
     result = run_cli(
         [f"trainer.resume={run_dir}", f"trainer.max_epochs={state['epoch'] + 1}"],
         tmp_path,
@@ -99,3 +101,6 @@ def test_kill_9_loses_at_most_the_epoch_in_progress(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert _scalar_steps(run_dir, "loss/val") == list(range(1, state["epoch"] + 2))
+    assert [h["epoch"] for h in metrics_of(run_dir)["history"]] == list(
+        range(1, state["epoch"] + 2)
+    )
