@@ -31,6 +31,7 @@ def _run(run_dir, logger=None, **settings):
         run_dir, loggers={"tensorboard": logger or TensorBoardLogger()}, **settings
     )
     trainer.hparams = {"dataset": "moons", "optimizer.lr": 0.01, "trainer.batch_size": 32}
+    trainer.hparams_varied = {"optimizer.lr"}
     trainer.fit(data)
     trainer.test(data)
     trainer.finish()
@@ -48,6 +49,7 @@ def test_epoch_scalars_test_metrics_and_learning_rate_per_group(tmp_path):
         "grad_norm",
         "time/epoch_s",
         "throughput/samples_per_s",
+        "lr",
         "lr/default",
         "lr/no_decay",
     ):
@@ -87,6 +89,12 @@ def test_hparams_in_the_runs_own_file_with_final_metrics(tmp_path):
     experiment = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/experiment"]
     ).experiment
+    differs = {info.name: info.differs for info in experiment.hparam_infos}
+    assert differs == {
+        "dataset": False,
+        "optimizer.lr": True,
+        "trainer.batch_size": False,
+    }  # swept: listed first
     metric_tags = {m.name.tag for m in experiment.metric_infos}
     assert metric_tags == {"best/loss/val", "best/epoch", "loss/test", "accuracy/test"}
     assert "hp_metric" not in events.Tags()["scalars"]

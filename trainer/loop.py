@@ -147,6 +147,9 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else _default_run_dir()
         self.config = run_config or {}  # the resolved config, saved with checkpoints
         self.hparams: dict[str, Any] = {}
+        self.hparams_varied: set[str] = (
+            set()
+        )  # the hparams a sweep varies (listed first in TensorBoard)
         if self.fast_dev_run:
             self.max_epochs = 1
         self._check_settings()

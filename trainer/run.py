@@ -163,30 +163,44 @@ def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overr
     )
     trainer.config = resolved  # (not through instantiate: it would build the _target_ nodes inside)
     trainer.hparams = hyperparameters(cfg, choices, overrides)
+    trainer.hparams_varied = _varied_keys()
     return trainer, data
 
 
 def hyperparameters(
     cfg: DictConfig, choices: dict[str, str], overrides: list[str]
 ) -> dict[str, Any]:
-    """Flat, readable hyper-parameters for TensorBoard's HParams table."""
-    hp: dict[str, Any] = {
-        group: choices.get(group, "custom")
-        for group in ("dataset", "model", "loss", "optimizer", "scheduler")
-    }
-    for key, value in (cfg.model or {}).items():
-        if not str(key).startswith("_"):
-            hp[f"model.{key}"] = _scalar(value)
+    """Flat, readable hyper-parameters for TensorBoard's HParams table. What the command line set
+    (what a sweep varies) comes first: TensorBoard shows the first few columns by default."""
+    hp: dict[str, Any] = {}
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key and not key.startswith(("hydra", "experiment", "hparams_search")) and "/" not in key:
+            hp[key] = _scalar(OmegaConf.select(cfg, key, default=value))
+            if key in choices:
+                hp[key] = choices[key]
+    for group in ("optimizer", "scheduler", "model", "dataset", "loss"):
+        hp.setdefault(group, choices.get(group, "custom"))
     for key in ("lr", "weight_decay", "momentum"):
         if cfg.optimizer and key in cfg.optimizer:
-            hp[f"optimizer.{key}"] = _scalar(cfg.optimizer[key])
+            hp.setdefault(f"optimizer.{key}", _scalar(cfg.optimizer[key]))
+    for key, value in (cfg.model or {}).items():
+        if not str(key).startswith("_"):
+            hp.setdefault(f"model.{key}", _scalar(value))
     for key in ("batch_size", "max_epochs", "precision", "seed", "accumulate_grad_batches"):
-        hp[f"trainer.{key}"] = _scalar(cfg.trainer[key])
-    for override in overrides:  # whatever a sweep varied, even if not listed above
-        key, _, value = override.lstrip("+~").partition("=")
-        if key and not key.startswith("hydra") and "/" not in key and key not in hp:
-            hp[key] = _scalar(OmegaConf.select(cfg, key, default=value))
+        hp.setdefault(f"trainer.{key}", _scalar(cfg.trainer[key]))
     return hp
+
+
+def _varied_keys() -> set[str]:
+    """The overrides that name this job's directory: in a sweep, what varies between its jobs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        dirname = HydraConfig.get().job.override_dirname
+    except ValueError:  # not run by Hydra
+        return set()
+    return {item.split("=", 1)[0].lstrip("+~") for item in dirname.split(",") if "=" in item}
 
 
 def _scalar(value: Any) -> Any:

@@ -6,7 +6,7 @@ from .base import Callback
 
 
 class LearningRateMonitor(Callback):
-    """Adds `lr` (or `lr/<group>` when the optimizer has several parameter groups) to each
+    """Adds `lr` (and `lr/<group>` when the optimizer has several parameter groups) to each
     epoch's logs: the learning rate at the start of the epoch. With `logging_interval=step`
     it also sends the rate of every optimizer step to the loggers (x axis: the step)."""
 
@@ -18,10 +18,13 @@ class LearningRateMonitor(Callback):
         self._last_step = -1
 
     def _rates(self, trainer) -> dict[str, float]:
+        """`lr` (the first parameter group's: the same tag in every run of a sweep), and
+        `lr/<group>` for each group when there are several."""
         groups = trainer.optimizer.param_groups
-        if len(groups) == 1:
-            return {"lr": float(groups[0]["lr"])}
-        return {f"lr/{g.get('name', i)}": float(g["lr"]) for i, g in enumerate(groups)}
+        rates = {"lr": float(groups[0]["lr"])}
+        if len(groups) > 1:
+            rates |= {f"lr/{g.get('name', i)}": float(g["lr"]) for i, g in enumerate(groups)}
+        return rates
 
     def on_train_epoch_start(self, trainer) -> None:
         self._epoch_lrs = self._rates(trainer)

@@ -171,7 +171,7 @@ class TensorBoardLogger(Callback):
                 x_val,
                 data.arrays["val"][1],
                 spec.class_names,
-                f"decision boundary ({when}); val accuracy {accuracy:.3f}",
+                f"decision boundary, {when}; val accuracy {accuracy:.3f}",
                 spec.feature_names,
             )
             drawn["figures/decision_boundary"] = fig
@@ -181,12 +181,12 @@ class TensorBoardLogger(Callback):
             counts = np.zeros((k, k), dtype=np.int64)
             np.add.at(counts, (y_true.astype(int), y_pred.astype(int)), 1)
             drawn["figures/confusion_matrix_val"] = figures.confusion_matrix(
-                counts, spec.class_names, f"confusion matrix, validation split ({when})"
+                counts, spec.class_names, f"confusion matrix (val), {when}"
             )
         else:
             target = (spec.target_names or ["y"])[0]
             drawn["figures/predicted_vs_true_val"] = figures.predicted_vs_true(
-                y_true.reshape(-1), y_pred.reshape(-1), f"validation split ({when})", target
+                y_true.reshape(-1), y_pred.reshape(-1), f"predicted vs. true (val), {when}", target
             )
         images = {}
         for tag, fig in drawn.items():
@@ -216,7 +216,7 @@ class TensorBoardLogger(Callback):
             return
         try:
             if summary["status"] != "interrupted" and trainer.history:
-                when = f"end; weights of epoch {trainer.weights_epoch or trainer.epoch}"
+                when = f"weights of epoch {trainer.weights_epoch or trainer.epoch}"
                 images = self._draw_figures(trainer, when) if self.figures else {}
                 images |= self._lr_figure(trainer) if self.figures else {}
                 trainer.run_async(self._write_epoch, trainer.epoch, {}, {}, images)
@@ -225,14 +225,16 @@ class TensorBoardLogger(Callback):
                 report = "\n".join(f"- **{f['kind']}**: {f['message']}" for f in summary["health"])
                 trainer.run_async(self._write_text, "health", report, trainer.epoch)
             if summary["status"] != "interrupted":
-                trainer.run_async(self._write_hparams, trainer.hparams, summary)
+                trainer.run_async(
+                    self._write_hparams, trainer.hparams, trainer.hparams_varied, summary
+                )
         finally:
             trainer.run_async(self._close)
 
     def _write_text(self, tag: str, text: str, step: int) -> None:
         self.writer.add_text(tag, text, step)
 
-    def _write_hparams(self, hparams: dict, summary: dict) -> None:
+    def _write_hparams(self, hparams: dict, varied: set[str], summary: dict) -> None:
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
         metrics = {}
@@ -248,6 +250,7 @@ class TensorBoardLogger(Callback):
             k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()
         }
         experiment, start, end = hparams_summary(clean, metrics)
+        _mark_varied(experiment, varied)  # TensorBoard lists (and shows by default) these first
         file_writer = self.writer._get_file_writer()
         for proto in (experiment, start, end):
             file_writer.add_summary(proto)
@@ -332,3 +335,15 @@ def _summary_text(summary: dict) -> str:
     if summary.get("error"):
         rows.append(f"- error: {summary['error']}")
     return "\n".join(rows)
+
+
+def _mark_varied(experiment, varied: set[str]) -> None:
+    """Flag the hyper-parameters a sweep varies in the experiment summary: TensorBoard sorts them
+    first (and a sweep's HParams table shows them by default), the rest by name."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    value = experiment.value[0]
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in varied
+    value.metadata.plugin_data.content = data.SerializeToString()
