@@ -158,19 +158,23 @@ def test_bad_input_is_one_clear_message_and_a_non_zero_exit(tmp_path, args, mess
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def test_help_lists_every_group_and_imports_no_torch(tmp_path):
-    code = (
-        "import sys, runpy\nsys.argv = ['trainer', '--help']\n"
-        "runpy.run_module('trainer', run_name='__main__')\nprint('torch' in sys.modules)"
-    )
-    result = subprocess.run(
+def _python(code: str, cwd):
+    return subprocess.run(
         [sys.executable, "-c", code],
-        cwd=tmp_path,
+        cwd=cwd,
         env=cli_env(),
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_help_lists_every_group_and_imports_no_torch(tmp_path):
+    code = (
+        "import sys, runpy\nsys.argv = ['trainer', '--help']\n"
+        "runpy.run_module('trainer', run_name='__main__')\nprint('torch' in sys.modules)"
+    )
+    result = _python(code, tmp_path)
     for group in (
         "dataset:",
         "model:",
@@ -191,14 +195,7 @@ def test_cfg_job_prints_the_config_without_importing_torch(tmp_path):
         "try:\n  runpy.run_module('trainer', run_name='__main__')\nexcept SystemExit:\n  pass\n"
         "print('torch imported:', 'torch' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _python(code, tmp_path)
     assert "_target_: torch.optim.SGD" in result.stdout
     assert "torch imported: False" in result.stdout
     assert not (tmp_path / "outputs").exists()
