@@ -2,6 +2,7 @@
 
 import functools
 import json
+import math
 
 import pytest
 import torch
@@ -144,6 +145,9 @@ def test_skip_drops_non_finite_batches_and_counts_them(tmp_path):
     trainer.fit(data)
     assert trainer.skipped_steps == (2 * len(trainer.train_batches)) // 5
     assert all(torch.isfinite(p).all() for p in trainer.unwrapped_model.parameters())
+    assert all(
+        math.isfinite(h["loss/train"]) for h in trainer.history
+    )  # skipped batches not counted
     assert trainer.global_step == 2 * len(trainer.train_batches) - trainer.skipped_steps
 
 

@@ -161,9 +161,8 @@ def loss_vs_lr(
     ax.set_ylabel("training loss")
     finite = [v for v in losses if np.isfinite(v)]
     if finite:
-        top = min(
-            max(finite), 2.5 * abs(finite[0])
-        )  # the explosion at the end would squash the rest
+        # The explosion at the end would squash the rest of the curve.
+        top = min(max(finite), 2.5 * abs(finite[0]))
         ax.set_ylim(min(finite) * 0.9, top * 1.05 + 1e-9)
     ax.legend(fontsize=8)
     ax.set_title("learning-rate range test", fontsize=10)

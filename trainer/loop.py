@@ -119,9 +119,8 @@ class Trainer:
         self.model, self.loss_fn = model, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_interval = scheduler_interval
-        self.callbacks = _named(callbacks) | _named(
-            loggers
-        )  # loggers run after the other callbacks
+        # Loggers are callbacks too; they run after the others, so they see everything logged.
+        self.callbacks = _named(callbacks) | _named(loggers)
         self.loggers = list(_named(loggers).values())
         self.max_epochs, self.batch_size, self.eval_batch_size = (
             int(max_epochs),
@@ -147,9 +146,7 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else _default_run_dir()
         self.config = run_config or {}  # the resolved config, saved with checkpoints
         self.hparams: dict[str, Any] = {}
-        self.hparams_varied: set[str] = (
-            set()
-        )  # the hparams a sweep varies (listed first in TensorBoard)
+        self.hparams_varied: set[str] = set()  # what a sweep varies (listed first in TensorBoard)
         if self.fast_dev_run:
             self.max_epochs = 1
         self._check_settings()
@@ -452,9 +449,8 @@ class Trainer:
             batches.batches(self.epoch, self._batches_done), start=self._batches_done
         ):
             if batch_idx % accumulate == 0:  # between optimizer steps
-                if (
-                    self._interrupt is not None and not self.dist.active
-                ):  # (DDP: at the periodic check)
+                # A signal stops the run here; under DDP the ranks agree at the periodic check.
+                if self._interrupt is not None and not self.dist.active:
                     raise TrainingInterrupted(self._interrupt)
                 self.optimizer.zero_grad(set_to_none=True)
             last_in_group = (batch_idx + 1) % accumulate == 0 or batch_idx + 1 == len(batches)
@@ -481,9 +477,8 @@ class Trainer:
         return self._train_metrics.compute(self.dist.all_reduce_sum)
 
     def _optimizer_step(self) -> None:
-        self.precision.unscale(
-            self.optimizer
-        )  # true gradients, before clipping or reading the norm
+        # True gradients (unscaled under fp16) before clipping or reading their norm.
+        self.precision.unscale(self.optimizer)
         self._call_batch("on_before_optimizer_step")
         norm = None
         if self.clip_norm is not None:
@@ -494,21 +489,19 @@ class Trainer:
             self.grad_norm_interval and self.global_step % self.grad_norm_interval == 0
         ):
             norm = nn.utils.get_total_norm([p.grad for p in self._params if p.grad is not None])
+        if self.on_nonfinite == "skip" and not torch.isfinite(norm).item():
+            # The gradients are the same on every rank after DDP's all-reduce: all ranks skip together.
+            self.skipped_steps += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.precision.scaler is not None:
+                self.precision.scaler.update()
+            return
         if self.clip_value is not None:
             nn.utils.clip_grad_value_(self._params, self.clip_value)
         if norm is not None:
             self._grad_norm_sum += norm.detach()
             self._grad_norm_count += 1
             self.grad_norm = norm.detach()
-        if self.on_nonfinite == "skip" and not torch.isfinite(norm).item():
-            # The gradients are the same on every rank after DDP's all-reduce: all ranks skip together.
-            self.skipped_steps += 1
-            self._grad_norm_sum -= norm.detach()
-            self._grad_norm_count -= 1
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.precision.scaler is not None:
-                self.precision.scaler.update()
-            return
         self.precision.step(self.optimizer)
         if self.schedule is not None and self.schedule.interval == "step":
             self.schedule.scheduler.step()

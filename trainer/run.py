@@ -38,7 +38,7 @@ def run(
         with open_dict(cfg):
             cfg.trainer.mode = metric_mode(cfg.trainer.monitor)
     _set_log_level(cfg.get("log_level", "INFO"))
-    _limit_threads_for_parallel_sweeps(cfg)
+    _reset_process_state(cfg)
     if cfg.get("print_config"):
         report.config_tree(OmegaConf.to_container(cfg, resolve=True))
     mode = cfg.get("mode", "train")
@@ -325,10 +325,13 @@ def _set_log_level(level: str) -> None:
 _DEFAULT_THREADS: int | None = None
 
 
-def _limit_threads_for_parallel_sweeps(cfg: DictConfig) -> None:
-    """Jobs running in parallel share the cores: give each cores / jobs torch threads. Set anew
-    for every job, since joblib reuses worker processes and the last job's setting would leak."""
+def _reset_process_state(cfg: DictConfig) -> None:
+    """Process-wide torch settings, set anew for every job: joblib reuses worker processes, and
+    one job's settings must not leak into the next. Jobs running in parallel share the cores:
+    each gets cores / jobs torch threads."""
     import torch
+
+    torch.use_deterministic_algorithms(bool(cfg.trainer.deterministic))
 
     global _DEFAULT_THREADS
     if _DEFAULT_THREADS is None:

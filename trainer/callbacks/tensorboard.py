@@ -255,9 +255,8 @@ class TensorBoardLogger(Callback):
         for proto in (experiment, start, end):
             file_writer.add_summary(proto)
         step = summary.get("epochs_run") or 0
-        self._write_scalars(
-            {k: v for k, v in metrics.items() if not k.endswith("/test")}, step
-        )  # (tests: on_test_end)
+        # (the test metrics were written by on_test_end)
+        self._write_scalars({k: v for k, v in metrics.items() if not k.endswith("/test")}, step)
 
     def _close(self) -> None:
         if self.writer is not None:
