@@ -32,9 +32,7 @@ def atomic_write(path: str | Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(
-        fd, 0o666 & ~_UMASK
-    )  # like any other file the user creates (mkstemp makes it private)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # permissions like any file the user creates (mkstemp: private)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
