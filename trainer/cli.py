@@ -322,13 +322,14 @@ def run_cli(argv: list[str]) -> int:
     except UserError as error:
         console.print_user_error(str(error))
         return EXIT_USER_ERROR
+    from . import sweeps
     from .config import register_resolvers
 
     register_resolvers()
+    sweeps.SWEEP_DIR = None  # set again if this command starts a sweep
     user_full_error = os.environ.get("HYDRA_FULL_ERROR")
-    os.environ["HYDRA_FULL_ERROR"] = (
-        "1"  # Hydra lets exceptions through; this function reports them
-    )
+    # Hydra lets exceptions through and this function reports them (as one panel for user errors).
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     sys.argv = [sys.argv[0], *argv]
     code = 0
     try:
@@ -338,8 +339,6 @@ def run_cli(argv: list[str]) -> int:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = user_full_error
-        from . import sweeps
-
         if sweeps.SWEEP_DIR is not None and Path(sweeps.SWEEP_DIR).is_dir():
             summary = sweeps.summarize(sweeps.SWEEP_DIR)
             if summary["failed"]:
