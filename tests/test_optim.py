@@ -46,3 +46,27 @@ def test_fused_kernels_are_used_unless_the_config_chose():
     assert build_optimizer(
         functools.partial(torch.optim.RMSprop, lr=1e-3), model, torch.device("cpu")
     )
+
+
+def test_lr_logs_the_default_groups_rate_and_every_group(tmp_path):
+    from helpers import make_trainer
+
+    from trainer.callbacks import LearningRateMonitor
+
+    trainer, data = make_trainer(
+        tmp_path,
+        callbacks={"lr": LearningRateMonitor()},
+        max_epochs=1,
+        optimizer=functools.partial(torch.optim.AdamW, lr=0.01, weight_decay=0.1),
+        decay_bias_and_norm=False,
+        module_lr={"layers.1": 0.001},
+    )
+    trainer.fit(data)
+    rates = {k: v for k, v in trainer.history[-1].items() if k.startswith("lr")}
+    assert rates == {
+        "lr": 0.01,
+        "lr/layers.1": 0.001,
+        "lr/layers.1/no_decay": 0.001,
+        "lr/default": 0.01,
+        "lr/no_decay": 0.01,
+    }

@@ -65,7 +65,7 @@ class DataSchema:
 @dataclass
 class ParamGroupsSchema:
     decay_bias_and_norm: bool = False
-    module_lr: dict[str, float] = field(default_factory=dict)
+    module_lr: dict[str, float] | None = None
 
 
 @dataclass

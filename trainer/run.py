@@ -158,7 +158,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overr
         callbacks=callbacks,
         loggers=loggers,
         decay_bias_and_norm=cfg.param_groups.decay_bias_and_norm,
-        module_lr=OmegaConf.to_container(cfg.param_groups.module_lr),
+        module_lr=OmegaConf.to_container(cfg.param_groups.module_lr or {}),
         run_dir=run_dir,
     )
     trainer.config = resolved  # (not through instantiate: it would build the _target_ nodes inside)
@@ -223,7 +223,7 @@ def train(
         summary = trainer.finish()
     except BaseException as error:
         summary = trainer.finish(error=error)
-        if trainer.is_main_process:
+        if trainer.is_main_process and trainer.history:  # (a failed set-up: the error says it all)
             report.end_summary(summary, run_dir, trainer.writes_files)
         raise
     if trainer.is_main_process:

@@ -18,10 +18,13 @@ class LearningRateMonitor(Callback):
         self._last_step = -1
 
     def _rates(self, trainer) -> dict[str, float]:
-        """`lr` (the first parameter group's: the same tag in every run of a sweep), and
-        `lr/<group>` for each group when there are several."""
+        """`lr` (the default parameter group's, i.e. optimizer.lr as scheduled: the same tag in every
+        run of a sweep), and `lr/<group>` for each group when there are several."""
         groups = trainer.optimizer.param_groups
-        rates = {"lr": float(groups[0]["lr"])}
+        main = next(
+            (g for g in groups if g.get("name") == "default"), groups[0]
+        )  # optimizer.lr's group
+        rates = {"lr": float(main["lr"])}
         if len(groups) > 1:
             rates |= {f"lr/{g.get('name', i)}": float(g["lr"]) for i, g in enumerate(groups)}
         return rates
