@@ -158,7 +158,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overr
         callbacks=callbacks,
         loggers=loggers,
         decay_bias_and_norm=cfg.param_groups.decay_bias_and_norm,
-        module_lr=OmegaConf.to_container(cfg.param_groups.module_lr or {}),
+        module_lr=OmegaConf.to_container(cfg.param_groups.module_lr or OmegaConf.create({})),
         run_dir=run_dir,
     )
     trainer.config = resolved  # (not through instantiate: it would build the _target_ nodes inside)

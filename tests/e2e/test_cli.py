@@ -127,6 +127,14 @@ def test_optimizers_and_schedulers_from_the_command_line(tmp_path):
     assert lrs == pytest.approx(
         [0.003] * 2 + [0.0015] * 2 + [0.00075] * 2
     )  # step_size null: a third of the run
+    run_cli(
+        ["param_groups.module_lr={layers.1: 0.001}", *FAST],
+        tmp_path,
+        run_dir=tmp_path / "c",
+        check=True,
+    )
+    last = metrics_of(tmp_path / "c")["history"][-1]
+    assert (last["lr"], last["lr/layers.1"]) == (0.003, 0.001)
 
 
 BAD_INPUTS = [
