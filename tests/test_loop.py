@@ -202,3 +202,29 @@ def test_predict_returns_classes_and_regression_values_in_original_units(tmp_pat
     raw_x = np.array([[0.0], [1.0]], dtype=np.float32)
     y = trainer.predict(data.feature_scaler.transform(raw_x))[:, 0]
     assert y[0] == pytest.approx(-2.0, abs=0.4) and y[1] - y[0] == pytest.approx(3.0, abs=0.4)
+
+
+class Raises(Callback):
+    def __init__(self, error):
+        self.error = error
+
+    def on_train_epoch_start(self, trainer):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error, recorded",
+    [
+        (RuntimeError("boom"), "RuntimeError: boom"),  # a bug: its type is the first clue
+        (UserError("data.split must sum to 1.", key="data.split"), "data.split must sum to 1."),
+    ],
+)
+def test_a_failed_fit_records_its_error_in_metrics_json(tmp_path, error, recorded):
+    import json
+
+    trainer, data = make_trainer(tmp_path, callbacks={"raises": Raises(error)}, max_epochs=2)
+    with pytest.raises(type(error)):
+        trainer.fit(data)
+    trainer.finish(error)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert (written["status"], written["error"]) == ("failed", recorded)

@@ -293,15 +293,14 @@ def _report_failure(error: BaseException, run_dir: Path, job: str | None) -> int
 def _record_failure(run_dir: Path, error: BaseException) -> None:
     """A job that failed before its Trainer existed still leaves a metrics.json saying why."""
     from .distributed import env_rank
-    from .errors import TrainingInterrupted, UserError
+    from .errors import TrainingInterrupted, describe
     from .files import write_json
 
     path = run_dir / "metrics.json"
     if path.exists() or env_rank() != 0 or not run_dir.is_dir():
         return
     status = "interrupted" if isinstance(error, TrainingInterrupted) else "failed"
-    message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
-    write_json({"status": status, "error": message, "history": []}, path)
+    write_json({"status": status, "error": describe(error), "history": []}, path)
 
 
 # ---------------------------------------------------------------------- main

@@ -44,6 +44,12 @@ class TrainingInterrupted(Exception):
         return (TrainingInterrupted, (self.signal_name,))
 
 
+def describe(error: BaseException) -> str:
+    """An error as a run records it (metrics.json, summaries): a user error's own message, any
+    other error with its type, since that is a bug's first clue."""
+    return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+
+
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
     """' Did you mean X?' when a close match exists, else ''."""
     match = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)

@@ -49,7 +49,14 @@ from .data.batches import EvalBatches, TensorBatches
 from .data.module import DataModule
 from .devices import resolve_device
 from .distributed import Distributed, peer_failure
-from .errors import DistributedFailure, NonFiniteError, TrainingInterrupted, UserError, choices_text
+from .errors import (
+    DistributedFailure,
+    NonFiniteError,
+    TrainingInterrupted,
+    UserError,
+    choices_text,
+    describe,
+)
 from .losses import head_for
 from .metrics import MetricAccumulator, metric_mode, metric_names
 from .optim import build_optimizer
@@ -389,11 +396,7 @@ class Trainer:
                     self.stop_reason = f"interrupted by {error.signal_name} in epoch {self.epoch}"
                 else:
                     self.status = "failed"
-                    self.error = (
-                        str(error)
-                        if isinstance(error, UserError)
-                        else f"{type(error).__name__}: {error}"
-                    )
+                    self.error = describe(error)
                 self._call("on_exception", error)  # e.g. the checkpoint callback saves last.pt
                 self._wait_for_writes_quietly()
                 if isinstance(error, DistributedFailure):
@@ -915,11 +918,7 @@ class Trainer:
                 else "failed"
             )
             if self.error is None and not isinstance(error, TrainingInterrupted):
-                self.error = (
-                    str(error)
-                    if isinstance(error, UserError)
-                    else f"{type(error).__name__}: {error}"
-                )
+                self.error = describe(error)
         summary = self.summary()
         if self.head is not None and self.optimizer is not None:
             summary["health"] = diagnose(
