@@ -228,3 +228,15 @@ def test_a_failed_fit_records_its_error_in_metrics_json(tmp_path, error, recorde
     trainer.finish(error)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert (written["status"], written["error"]) == ("failed", recorded)
+
+
+def test_probabilities_are_per_row_and_agree_with_predictions(tmp_path):
+    trainer, data = make_trainer(tmp_path, max_epochs=2, eval_batch_size=7)
+    trainer.fit(data)
+    x = data.arrays["test"][0]
+    probabilities = trainer.probabilities(x)
+    assert probabilities.shape == (len(x), 2)
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(probabilities.argmax(1), trainer.predict(x))
+    one_by_one = np.concatenate([trainer.probabilities(x[i : i + 1]) for i in range(5)])
+    np.testing.assert_allclose(one_by_one, probabilities[:5], rtol=1e-5, atol=1e-6)

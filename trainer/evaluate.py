@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import report
@@ -116,6 +115,7 @@ def predict_csv(cfg: DictConfig, run_dir: Path, settings) -> None:
     from .data.csv_file import _as_float, read_table
     from .data.module import Preprocessing
     from .devices import resolve_device
+    from .loop import model_outputs
     from .run import build_model_and_loss
 
     if not settings.input:
@@ -150,14 +150,7 @@ def predict_csv(cfg: DictConfig, run_dir: Path, settings) -> None:
     model, _, head = build_model_and_loss(saved, spec, counts, _choices(saved))
     model.load_state_dict(state["model"])
     device = resolve_device(cfg.trainer.device)
-    model.to(device).eval()
-    with torch.inference_mode():
-        outputs = torch.cat(
-            [
-                model(torch.as_tensor(x[i : i + 4096], device=device)).float()
-                for i in range(0, len(x), 4096)
-            ]
-        )
+    outputs = model_outputs(model.to(device), x, device, cfg.trainer.eval_batch_size)
     out_path = Path(settings.output) if settings.output else run_dir / "predictions.csv"
     target = (
         saved.dataset.get("target") if "csv_file" in str(saved.dataset.get("_target_")) else None

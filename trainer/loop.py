@@ -681,34 +681,24 @@ class Trainer:
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Model outputs for standardised features: class indices, or regression values in the
         target's units."""
-        model = self.unwrapped_model
-        was_training = model.training
-        model.eval()
-        outputs = []
-        with torch.inference_mode(), self.precision.autocast():
-            x = torch.as_tensor(features, dtype=torch.float32, device=self.device)
-            for i in range(0, len(x), self.eval_batch_size):
-                outputs.append(model(x[i : i + self.eval_batch_size]).float())
-        model.train(was_training)
-        out = self.head.predict(torch.cat(outputs)).cpu().numpy()
+        outputs = self._outputs(features)
+        out = self.head.predict(outputs).cpu().numpy()
         if self.data.target_scaler is not None:
             out = self.data.target_scaler.inverse(out)
         return out
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities (n, num_classes) for standardised features."""
-        model = self.unwrapped_model
-        was_training = model.training
-        model.eval()
-        chunks = []
-        with torch.inference_mode(), self.precision.autocast():
-            x = torch.as_tensor(features, dtype=torch.float32, device=self.device)
-            for i in range(0, len(x), self.eval_batch_size):
-                chunks.append(
-                    self.head.probabilities(model(x[i : i + self.eval_batch_size]).float())
-                )
-        model.train(was_training)
-        return torch.cat(chunks).cpu().numpy()
+        return self.head.probabilities(self._outputs(features)).cpu().numpy()
+
+    def _outputs(self, features: np.ndarray) -> torch.Tensor:
+        return model_outputs(
+            self.unwrapped_model,
+            features,
+            self.device,
+            self.eval_batch_size,
+            self.precision.autocast(),
+        )
 
     def split_outputs(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(targets, predictions) on a split: class indices, or values in the target's units."""
@@ -978,6 +968,28 @@ class Trainer:
     def _call_batch(self, hook: str, *args) -> None:
         for cb in self._per_batch[hook]:
             getattr(cb, hook)(self, *args)
+
+
+def model_outputs(
+    model: nn.Module,
+    features: np.ndarray,
+    device: torch.device,
+    batch_size: int,
+    autocast: contextlib.AbstractContextManager | None = None,
+) -> torch.Tensor:
+    """The model's raw outputs (float32) for an array of features: in eval and inference mode,
+    `batch_size` rows at a time; the model's train/eval mode is left as it was."""
+    was_training = model.training
+    model.eval()
+    chunks = []
+    try:
+        with torch.inference_mode(), autocast or contextlib.nullcontext():
+            x = torch.as_tensor(features, dtype=torch.float32, device=device)
+            for i in range(0, len(x), batch_size):
+                chunks.append(model(x[i : i + batch_size]).float())
+    finally:
+        model.train(was_training)
+    return torch.cat(chunks)
 
 
 def _named(callbacks) -> dict[str, Callback]:
