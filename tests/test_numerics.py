@@ -173,6 +173,34 @@ def test_anomaly_detection_and_deterministic_algorithms_are_switched_on(tmp_path
     assert not torch.is_anomaly_enabled()
 
 
+def test_each_job_sets_deterministic_mode_anew_without_needless_imports():
+    """A joblib worker reuses its process: a deterministic job must not leak into the next one.
+    Setting the mode imports torch._inductor (~2 s), so it is done only when it changes."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+import torch
+from omegaconf import OmegaConf
+from trainer.run import _reset_process_state
+
+cfg = OmegaConf.create({"trainer": {"deterministic": False, "num_threads": None}})
+_reset_process_state(cfg)
+assert "torch._inductor" not in sys.modules
+cfg.trainer.deterministic = True
+_reset_process_state(cfg)
+assert torch.are_deterministic_algorithms_enabled()
+cfg.trainer.deterministic = False
+_reset_process_state(cfg)
+assert not torch.are_deterministic_algorithms_enabled()
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+
+
 @cuda
 def test_fp16_with_grad_scaler_on_cuda(tmp_path):
     trainer, data = make_trainer(

@@ -331,7 +331,11 @@ def _reset_process_state(cfg: DictConfig) -> None:
     each gets cores / jobs torch threads."""
     import torch
 
-    torch.use_deterministic_algorithms(bool(cfg.trainer.deterministic))
+    deterministic = bool(cfg.trainer.deterministic)
+    # Only when it changes: the call imports torch._inductor (~2 s), which mode=test and
+    # mode=predict never need.
+    if torch.are_deterministic_algorithms_enabled() != deterministic:
+        torch.use_deterministic_algorithms(deterministic)
 
     global _DEFAULT_THREADS
     if _DEFAULT_THREADS is None:
