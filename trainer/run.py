@@ -30,9 +30,8 @@ def run(
 ) -> float | None:
     """Run one job; returns the best monitored validation metric (train and lr_find modes)."""
     typed = validate(cfg)
-    if (
-        cfg.trainer.mode == "auto"
-    ):  # resolve once, so ${trainer.mode} in callbacks and schedulers agrees
+    # Resolve once, so that ${trainer.mode} in callbacks and schedulers agrees.
+    if cfg.trainer.mode == "auto":
         from .metrics import metric_mode
 
         with open_dict(cfg):

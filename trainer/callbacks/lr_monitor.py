@@ -21,9 +21,8 @@ class LearningRateMonitor(Callback):
         """`lr` (the default parameter group's, i.e. optimizer.lr as scheduled: the same tag in every
         run of a sweep), and `lr/<group>` for each group when there are several."""
         groups = trainer.optimizer.param_groups
-        main = next(
-            (g for g in groups if g.get("name") == "default"), groups[0]
-        )  # optimizer.lr's group
+        # optimizer.lr's group
+        main = next((g for g in groups if g.get("name") == "default"), groups[0])
         rates = {"lr": float(main["lr"])}
         if len(groups) > 1:
             rates |= {f"lr/{g.get('name', i)}": float(g["lr"]) for i, g in enumerate(groups)}

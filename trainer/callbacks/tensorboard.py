@@ -96,9 +96,8 @@ class TensorBoardLogger(Callback):
         for i, group in enumerate(trainer.optimizer.param_groups):
             self._lr_values.setdefault(group.get("name", str(i)), []).append(float(group["lr"]))
         if self.log_every_n_steps and step % self.log_every_n_steps == 0:
-            values = {
-                "loss/train_step": loss.float().item()
-            }  # a read of the loss: at the log interval only
+            # A read of the loss, so only at the log interval.
+            values = {"loss/train_step": loss.float().item()}
             if trainer.grad_norm is not None and step % max(1, trainer.grad_norm_interval) == 0:
                 values["grad_norm_step"] = trainer.grad_norm.item()
             self._write_scalars(values, step)
