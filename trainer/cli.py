@@ -11,19 +11,10 @@ import os
 import sys
 from pathlib import Path
 
+from .paths import config_dir
+
 EXIT_USER_ERROR = 2
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
-
-
-def config_dir() -> Path:
-    """conf/ inside the installed package, or at the top of a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "conf", here.parent / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return candidate
-    raise RuntimeError(
-        f"trainer's configs are missing (looked in {here / 'conf'} and {here.parent / 'conf'})"
-    )
 
 
 _exit_code = 0  # a single run's failure, reported already by the job

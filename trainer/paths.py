@@ -7,6 +7,17 @@ from pathlib import Path
 from .errors import UserError
 
 
+def config_dir() -> Path:
+    """conf/ inside the installed package, or at the top of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise RuntimeError(
+        f"trainer's configs are missing (looked in {here / 'conf'} and {here.parent / 'conf'})"
+    )
+
+
 def resolve_checkpoint(path: str | Path, prefer: str = "last") -> Path:
     """A checkpoint file from a checkpoint path or a run directory (its checkpoints/<prefer>.pt,
     falling back to the other of last/best)."""
