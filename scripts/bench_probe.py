@@ -21,16 +21,16 @@ class Probe(Callback):
         self.first_step = None
         self.epoch_ends: list[float] = []
 
-    def on_train_epoch_start(self, trainer) -> None:
+    def on_train_epoch_start(self, run) -> None:
         if self.first_step is None:
             self.first_step = time.time()  # wall clock: compared with the launcher's start time
             self.epoch_ends.append(time.perf_counter())
 
-    def on_epoch_end(self, trainer, logs) -> None:
+    def on_epoch_end(self, run, logs) -> None:
         self.epoch_ends.append(time.perf_counter())
 
-    def on_run_end(self, trainer, summary) -> None:
-        monitor = "accuracy/val" if trainer.data.spec.task != "regression" else "r2/val"
+    def on_run_end(self, run, summary) -> None:
+        monitor = "accuracy/val" if run.data.spec.task != "regression" else "r2/val"
         result = {
             "first_step": self.first_step,
             "epoch_times": [b - a for a, b in zip(self.epoch_ends, self.epoch_ends[1:])],

@@ -134,7 +134,7 @@ class CollectiveCounter:
         from trainer.callbacks import Callback
 
         class _Counter(Callback):
-            def on_fit_start(self, trainer):
+            def on_fit_start(self, run):
                 import torch.distributed as dist
 
                 self.counts, self.originals = {}, {}
@@ -148,17 +148,17 @@ class CollectiveCounter:
 
                     setattr(dist, name, counted)
 
-            def on_fit_end(self, trainer):
+            def on_fit_end(self, run):
                 import torch.distributed as dist
 
                 for name, original in self.originals.items():
                     setattr(dist, name, original)
                 record = {
                     "counts": self.counts,
-                    "steps": trainer.global_step,
-                    "epochs": trainer.epoch,
+                    "steps": run.state.global_step,
+                    "epochs": run.state.epoch,
                 }
-                path = Path(trainer.run_dir) / f"collectives_rank{trainer.dist.rank}.json"
+                path = Path(run.run_dir) / f"collectives_rank{dist.get_rank()}.json"
                 path.write_text(json.dumps(record))
 
         return _Counter()

@@ -7,42 +7,60 @@ import pytest
 import torch
 from helpers import make_trainer, moons_data
 
+from trainer.best import BestEpoch
 from trainer.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from trainer.checkpoints import load_checkpoint
+from trainer.errors import UserError
 
 
-class _StubTrainer(SimpleNamespace):
-    def request_stop(self, reason):
-        self.stopped = reason
-
-
-def _feed(callback, values):
-    trainer = _StubTrainer(epoch=0, stopped=None, unwrapped_model=torch.nn.Linear(1, 1))
+def _feed(callback, values, monitor="loss/val"):
+    """Epochs with these monitored values, through a stand-in of the run a callback is given."""
+    best = BestEpoch(monitor)
+    run = SimpleNamespace(
+        state=SimpleNamespace(epoch=0, model=torch.nn.Linear(1, 1)),
+        record=SimpleNamespace(best=best),
+        stopped=None,
+    )
+    run.request_stop = lambda reason: setattr(run, "stopped", reason)
     for value in values:
-        trainer.epoch += 1
-        callback.on_epoch_end(trainer, {"loss/val": value})
-        if trainer.stopped:
+        run.state.epoch += 1
+        logs = {"epoch": run.state.epoch, monitor: value}
+        best.update(run.state.epoch, logs)
+        callback.on_epoch_end(run, logs)
+        if run.stopped:
             break
-    return trainer
+    return run
 
 
 def test_patience_counts_epochs_without_improvement_beyond_min_delta():
     stopper = EarlyStopping(patience=3, min_delta=0.01)
-    trainer = _feed(stopper, [1.0, 0.9, 0.895, 0.893, 0.891, 0.5])
-    assert trainer.epoch == 5 and stopper.best_epoch == 2
-    assert "no improvement in loss/val for 3 epochs" in trainer.stopped
+    run = _feed(stopper, [1.0, 0.9, 0.895, 0.893, 0.891, 0.5])
+    assert run.state.epoch == 5 and stopper.reference == 0.9 and stopper.wait == 3
+    assert run.record.best.epoch == 5  # the best epoch is the best value, min_delta or not
+    assert stopper.best_weights_epoch == 5
+    assert run.stopped == (
+        "stopped at epoch 5: no improvement in loss/val for 3 epochs (patience 3, min_delta 0.01)"
+    )
 
 
 def test_stops_on_non_finite_metric_and_thresholds():
-    assert "not finite" in _feed(EarlyStopping(patience=10), [1.0, math.nan]).stopped
-    assert (
-        "stopping threshold"
-        in _feed(EarlyStopping(stopping_threshold=0.2), [1.0, 0.5, 0.19, 0.1]).stopped
+    assert _feed(EarlyStopping(patience=10), [1.0, math.nan]).stopped == (
+        "stopped at epoch 2: loss/val is nan (not finite)"
     )
+    reached = _feed(EarlyStopping(stopping_threshold=0.2), [1.0, 0.5, 0.19, 0.1])
+    assert reached.state.epoch == 3 and "stopping threshold 0.2 (0.19)" in reached.stopped
     diverged = _feed(EarlyStopping(divergence_threshold=5.0), [1.0, 2.0, 6.0, 1.0])
-    assert diverged.epoch == 3 and "divergence" in diverged.stopped
-    up = EarlyStopping(monitor="accuracy/val", mode="auto", patience=1)
-    assert up.mode == "max"
+    assert diverged.state.epoch == 3 and "crossed the divergence threshold 5.0" in diverged.stopped
+    up = _feed(EarlyStopping(patience=1), [0.5, 0.7, 0.6, 0.65], monitor="accuracy/val")
+    assert up.state.epoch == 3 and up.record.best.epoch == 2  # accuracy: larger is better
+
+
+def test_a_callback_monitor_other_than_the_runs_is_refused(tmp_path):
+    trainer, data = make_trainer(
+        tmp_path, callbacks={"early_stopping": EarlyStopping(monitor="accuracy/val")}
+    )
+    with pytest.raises(UserError, match=r"callbacks.early_stopping.monitor='accuracy/val' differs"):
+        trainer.fit(data)
 
 
 def test_early_stopping_restores_the_best_epochs_weights(tmp_path):
@@ -56,14 +74,16 @@ def test_early_stopping_restores_the_best_epochs_weights(tmp_path):
         callbacks={"early_stopping": stopper, "model_checkpoint": checkpoint},
     )
     trainer.fit(data)
-    assert trainer.status == "stopped_early" and trainer.epoch < 60
-    assert f"restored epoch {stopper.best_epoch}" in trainer.stop_reason
+    assert trainer.record.status == "stopped_early" and trainer.state.epoch < 60
+    best_epoch = trainer.record.best.epoch
+    assert stopper.best_weights_epoch == checkpoint.best_epoch == best_epoch
+    assert trainer.record.stop_reason.endswith(f"; restored epoch {best_epoch}")
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
-    assert best["epoch"] == stopper.best_epoch
-    for name, value in trainer.unwrapped_model.state_dict().items():
+    assert best["epoch"] == best_epoch
+    for name, value in trainer.state.model.state_dict().items():
         assert torch.equal(value, best["model"][name])
     last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
-    assert last["epoch"] == trainer.epoch and last["callbacks"]["early_stopping"]["wait"] == 3
+    assert last["epoch"] == trainer.state.epoch and last["callbacks"]["early_stopping"]["wait"] == 3
 
 
 def test_test_split_uses_the_best_checkpoint_without_restore(tmp_path):
@@ -78,7 +98,7 @@ def test_test_split_uses_the_best_checkpoint_without_restore(tmp_path):
     )
     trainer.fit(data)
     trainer.test(data)
-    assert trainer.tested_on == f"checkpoints/best.pt, epoch {checkpoint.best_epoch}"
+    assert trainer.record.tested_on == f"checkpoints/best.pt, epoch {checkpoint.best_epoch}"
 
 
 def test_top_k_keeps_the_k_best_epochs(tmp_path):
@@ -87,7 +107,7 @@ def test_top_k_keeps_the_k_best_epochs(tmp_path):
     trainer.fit(data)
     trainer.finish()
     kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("epoch=*.pt"))
-    best_two = sorted(trainer.history, key=lambda h: h["loss/val"])[:2]
+    best_two = sorted(trainer.record.history, key=lambda h: h["loss/val"])[:2]
     assert kept == sorted(
         f"epoch={h['epoch']:03d}-loss_val={h['loss/val']:.4f}.pt" for h in best_two
     )
@@ -131,7 +151,6 @@ def test_user_callback_state_is_saved_and_restored(tmp_path):
 
 
 def test_unknown_monitor_in_early_stopping_is_a_user_error(tmp_path):
-    from trainer.errors import UserError
 
     trainer, data = make_trainer(tmp_path, callbacks={"es": EarlyStopping(monitor="acc/val")})
     with pytest.raises(UserError, match="callbacks.early_stopping.monitor"):

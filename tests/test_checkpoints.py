@@ -8,9 +8,10 @@ import torch
 from helpers import make_trainer
 
 from trainer.callbacks import ModelCheckpoint
-from trainer.checkpoints import BackgroundWriter, load_checkpoint, save_checkpoint
+from trainer.checkpoints import load_checkpoint, save_checkpoint
+from trainer.context import RunConfig
 from trainer.errors import UserError
-from trainer.files import atomic_write
+from trainer.files import BackgroundWriter, atomic_write
 
 
 def test_a_failure_during_a_write_leaves_the_previous_file_intact(tmp_path):
@@ -68,21 +69,25 @@ def test_truncated_and_foreign_files_get_clear_errors(tmp_path):
 
 def test_checkpoints_hold_plain_containers_and_load_with_weights_only(tmp_path):
     trainer, data = make_trainer(tmp_path, max_epochs=2, callbacks={"ckpt": ModelCheckpoint()})
-    trainer.config = {"optimizer": {"lr": 0.01}, "model": {"hidden_sizes": [16, 16]}}
+    config = {"optimizer": {"lr": 0.01}, "model": {"hidden_sizes": [16, 16]}}
+    trainer.config = RunConfig(resolved=config)
     trainer.fit(data)
     raw = torch.load(
         tmp_path / "checkpoints" / "last.pt", weights_only=True
     )  # plain data: no code runs
-    assert raw["config"] == trainer.config
-    for name, value in trainer.unwrapped_model.state_dict().items():
+    assert raw["config"] == config
+    for name, value in trainer.state.model.state_dict().items():
         assert torch.equal(raw["model"][name], value)  # the weights are readable as they are
-    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")  # packed parts unpacked
+    for key, value in trainer.state.optimizer.state_dict()["state"][0].items():
+        assert torch.equal(raw["optimizer"]["state"][0][key], value)  # plain torch.save layout
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["progress"]["history"] == trainer.record.history  # JSON text in the file
     assert state["data"]["feature_scaler"]["mean"] == data.feature_scaler.mean.tolist()
     assert set(state["rng"][0]) >= {"python", "numpy", "torch"}
-    for key, value in trainer.optimizer.state_dict()["state"][0].items():
+    for key, value in trainer.state.optimizer.state_dict()["state"][0].items():
         assert torch.equal(state["optimizer"]["state"][0][key], value)
     assert (
         state["epoch"] == 2
         and state["epoch_complete"]
-        and state["global_step"] == trainer.global_step
+        and state["global_step"] == trainer.state.global_step
     )

@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
-from trainer.cli import config_dir
 from trainer.config import register_resolvers, validate
 from trainer.errors import UserError
+from trainer.paths import config_dir
 
 GROUPS = ["dataset", "model", "loss", "optimizer", "scheduler", "callbacks", "logger", "trainer"]
 
@@ -38,17 +39,24 @@ def test_every_option_composes_and_validates(group, option):
 
 
 def test_every_option_has_a_description_and_every_setting_a_comment():
+    undescribed, uncommented = [], []
     for group, option in all_options():
         text = (config_dir() / group / f"{option}.yaml").read_text().splitlines()
-        assert text[0].startswith("# "), f"{group}/{option}.yaml needs a one-line description first"
-        for line in text:
-            bare = line.split("#")[0].strip()
-            if (
-                bare
-                and not bare.startswith(("_target_", "_partial_", "defaults", "-"))
-                and not bare.endswith(":")
-            ):
-                assert "#" in line, f"{group}/{option}.yaml: '{line.strip()}' needs a comment"
+        if not text[0].startswith("# "):
+            undescribed.append(f"{group}/{option}.yaml")
+        settings = [
+            line
+            for line in text
+            if line.split("#")[0].strip()
+            and not line.split("#")[0]
+            .strip()
+            .startswith(("_target_", "_partial_", "defaults", "-"))
+            and not line.split("#")[0].strip().endswith(":")
+        ]
+        uncommented += [
+            f"{group}/{option}.yaml: {line.strip()}" for line in settings if "#" not in line
+        ]
+    assert undescribed == [] and uncommented == []
 
 
 @pytest.mark.parametrize(
@@ -78,10 +86,21 @@ def test_bad_values_name_their_key(override, key, text):
 
 
 def test_run_directories_are_unique_and_under_outputs():
-    text = (config_dir() / "config.yaml").read_text()
-    assert "dir: outputs/runs/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}" in text
-    assert "dir: outputs/sweeps/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}" in text
-    assert "name: trainer" in text and "chdir: false" in text
+    import re
+
+    from trainer.argv import _register_now
+
+    _register_now()
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        hydra = compose("config", return_hydra_config=True).hydra
+    first, second = (OmegaConf.to_container(hydra.run, resolve=True)["dir"] for _ in range(2))
+    assert re.fullmatch(r"outputs/runs/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d-\d{6}", first), first
+    sweep = OmegaConf.to_container(hydra.sweep, resolve=False)["dir"]
+    assert sweep == "outputs/sweeps/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"  # microseconds: unique
+    assert hydra.job.name == "trainer" and hydra.job.chdir is False
+    assert first == second  # one run, one directory: ${now:} is resolved once per process
 
 
 def test_configs_ship_inside_the_package():

@@ -46,7 +46,7 @@ def test_moons_mlp_learns_with_defaults(tmp_path):
         tmp_path, data=moons_data(1000), hidden=(64, 64), lr=3e-3, max_epochs=30
     )
     trainer.fit(data)
-    assert trainer.best["metrics"]["accuracy/val"] >= 0.95
+    assert trainer.record.best.metrics["accuracy/val"] >= 0.95
     assert trainer.test(data)["accuracy"] >= 0.95
 
 
@@ -91,7 +91,7 @@ def test_zero_grad_comes_before_each_backward_and_step_after(tmp_path):
     )
     trainer.fit(data)
     assert order[:8] == ["zero_grad", "backward", "backward", "step"] * 2
-    assert order.count("step") == trainer.global_step == trainer.steps_per_epoch
+    assert order.count("step") == trainer.state.global_step == trainer.state.steps_per_epoch
 
 
 def test_validation_metrics_cover_the_whole_split(tmp_path):
@@ -99,13 +99,13 @@ def test_validation_metrics_cover_the_whole_split(tmp_path):
     trainer.fit(data)
     x, y = data.arrays["val"]
     with torch.no_grad():
-        logits = trainer.unwrapped_model(torch.from_numpy(x))
+        logits = trainer.state.model(torch.from_numpy(x))
     accuracy = ((logits[:, 0] > 0).numpy() == y).mean()
     loss = nn.functional.binary_cross_entropy_with_logits(
         logits[:, 0], torch.from_numpy(y).float()
     ).item()
-    assert trainer.history[-1]["accuracy/val"] == pytest.approx(accuracy)
-    assert trainer.history[-1]["loss/val"] == pytest.approx(loss, rel=1e-5)
+    assert trainer.record.history[-1]["accuracy/val"] == pytest.approx(accuracy)
+    assert trainer.record.history[-1]["loss/val"] == pytest.approx(loss, rel=1e-5)
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
@@ -115,7 +115,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
             tmp_path / str(len(runs)), seed=seed, dropout=0.2, max_epochs=3
         )
         trainer.fit(data)
-        runs.append([h["loss/train"] for h in trainer.history])
+        runs.append([h["loss/train"] for h in trainer.record.history])
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
 
@@ -141,7 +141,7 @@ def test_metrics_file_holds_the_required_fields(tmp_path):
         assert key in written
     assert written["status"] == "completed" and written["epochs_run"] == 3
     assert written["final"]["val"]["accuracy"] == summary["history"][-1]["accuracy/val"]
-    assert written["test"]["accuracy"] == trainer.test_metrics["accuracy"]
+    assert written["test"]["accuracy"] == trainer.record.test["accuracy"]
 
 
 def test_monitor_must_be_a_metric_of_the_run(tmp_path):
@@ -155,7 +155,7 @@ def test_limits_and_overfit_batches(tmp_path):
         tmp_path, limit_train_batches=3, limit_val_batches=0.5, max_epochs=1
     )
     trainer.fit(data)
-    assert trainer.global_step == 3
+    assert trainer.state.global_step == 3
     trainer, data = make_trainer(
         tmp_path / "overfit",
         overfit_batches=1,
@@ -165,9 +165,9 @@ def test_limits_and_overfit_batches(tmp_path):
         max_epochs=150,
     )
     trainer.fit(data)
-    assert trainer.history[-1]["loss/train"] < 0.05  # a working model memorises one batch
-    assert trainer.history[-1]["loss/val"] < 0.05  # ... and is validated on that very batch
-    assert trainer.global_step == 150
+    assert trainer.record.history[-1]["loss/train"] < 0.05  # a working model memorises one batch
+    assert trainer.record.history[-1]["loss/val"] < 0.05  # ... and is validated on that very batch
+    assert trainer.state.global_step == 150
 
 
 def test_fast_dev_run_runs_one_batch_each_and_writes_nothing(tmp_path):
@@ -184,7 +184,7 @@ def test_fast_dev_run_runs_one_batch_each_and_writes_nothing(tmp_path):
     trainer.fit(data)
     trainer.test(data)
     trainer.finish()
-    assert trainer.epoch == 1 and trainer.global_step == 1
+    assert trainer.state.epoch == 1 and trainer.state.global_step == 1
     assert not run_dir.exists()
 
 
@@ -194,13 +194,13 @@ def test_predict_returns_classes_and_regression_values_in_original_units(tmp_pat
 
     trainer, data = make_trainer(tmp_path, max_epochs=2)
     trainer.fit(data)
-    predictions = trainer.predict(data.arrays["test"][0])
+    predictions = trainer.predictions.predict(data.arrays["test"][0])
     assert set(np.unique(predictions)) <= {0, 1}
     data = DataModule(linear(n_samples=300))
     trainer, data = make_trainer(tmp_path / "r", data=data, max_epochs=40, lr=0.03)
     trainer.fit(data)
     raw_x = np.array([[0.0], [1.0]], dtype=np.float32)
-    y = trainer.predict(data.feature_scaler.transform(raw_x))[:, 0]
+    y = trainer.predictions.predict(data.feature_scaler.transform(raw_x))[:, 0]
     assert y[0] == pytest.approx(-2.0, abs=0.4) and y[1] - y[0] == pytest.approx(3.0, abs=0.4)
 
 
@@ -234,9 +234,9 @@ def test_probabilities_are_per_row_and_agree_with_predictions(tmp_path):
     trainer, data = make_trainer(tmp_path, max_epochs=2, eval_batch_size=7)
     trainer.fit(data)
     x = data.arrays["test"][0]
-    probabilities = trainer.probabilities(x)
+    probabilities = trainer.predictions.probabilities(x)
     assert probabilities.shape == (len(x), 2)
     np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
-    np.testing.assert_array_equal(probabilities.argmax(1), trainer.predict(x))
-    one_by_one = np.concatenate([trainer.probabilities(x[i : i + 1]) for i in range(5)])
+    np.testing.assert_array_equal(probabilities.argmax(1), trainer.predictions.predict(x))
+    one_by_one = np.concatenate([trainer.predictions.probabilities(x[i : i + 1]) for i in range(5)])
     np.testing.assert_allclose(one_by_one, probabilities[:5], rtol=1e-5, atol=1e-6)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.metrics import MetricAccumulator, metric_mode
+from trainer.best import resolve_mode
+from trainer.metrics import MetricAccumulator
 from trainer.tasks import Head
 
 
@@ -49,5 +50,6 @@ def test_binary_logit_accuracy_and_metric_directions():
         torch.tensor(0.5), torch.tensor([[2.0], [-1.0], [0.5]]), torch.tensor([[1.0], [1.0], [0.0]])
     )
     assert acc.compute()["accuracy"] == pytest.approx(1 / 3)
-    assert metric_mode("accuracy/val") == "max" and metric_mode("r2/val") == "max"
-    assert metric_mode("loss/val") == "min" and metric_mode("mae/val") == "min"
+    assert resolve_mode("accuracy/val") == "max" and resolve_mode("r2/val") == "max"
+    assert resolve_mode("loss/val") == "min" and resolve_mode("mae/val") == "min"
+    assert resolve_mode("accuracy/val", "min") == "min"  # what the user set wins

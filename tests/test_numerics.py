@@ -35,7 +35,7 @@ def test_bf16_autocast_runs_on_cpu_and_still_learns(tmp_path):
     )
     trainer.fit(data)
     assert torch.bfloat16 in probe.dtypes
-    assert trainer.history[-1]["loss/train"] < trainer.history[0]["loss/train"]
+    assert trainer.record.history[-1]["loss/train"] < trainer.record.history[0]["loss/train"]
     assert probe.layer.weight.dtype == torch.float32  # master weights stay fp32
 
 
@@ -65,8 +65,8 @@ def test_clipping_by_norm_bounds_the_step_and_logs_the_norm_before(tmp_path):
         max_epochs=1,
     )
     trainer.fit(data)
-    assert max(trainer.optimizer.norms) <= 0.01 * (1 + 1e-4)
-    assert trainer.history[-1]["grad_norm"] > 0.01  # measured before clipping
+    assert max(trainer.state.optimizer.norms) <= 0.01 * (1 + 1e-4)
+    assert trainer.record.history[-1]["grad_norm"] > 0.01  # measured before clipping
     trainer, data = make_trainer(
         tmp_path / "v",
         optimizer=functools.partial(RecordingSGD, lr=0.1, foreach=True),
@@ -74,7 +74,7 @@ def test_clipping_by_norm_bounds_the_step_and_logs_the_norm_before(tmp_path):
         max_epochs=1,
     )
     trainer.fit(data)
-    assert max(trainer.optimizer.max_abs) <= 0.001 * (1 + 1e-6)  # float32 of 0.001
+    assert max(trainer.state.optimizer.max_abs) <= 0.001 * (1 + 1e-6)  # float32 of 0.001
 
 
 def test_accumulating_4_batches_of_b_matches_one_batch_of_4b_for_sgd(tmp_path):
@@ -89,8 +89,10 @@ def test_accumulating_4_batches_of_b_matches_one_batch_of_4b_for_sgd(tmp_path):
             optimizer=functools.partial(torch.optim.SGD, lr=0.3, foreach=True),
         )
         trainer.fit(data)
-        assert trainer.global_step == 3 * 5  # 280 samples: 4 full steps of 64 and a last one of 24
-        weights.append(trainer.unwrapped_model.state_dict())
+        assert (
+            trainer.state.global_step == 3 * 5
+        )  # 280 samples: 4 full steps of 64 and a last one of 24
+        weights.append(trainer.state.model.state_dict())
     for name in weights[0]:
         torch.testing.assert_close(weights[0][name], weights[1][name], rtol=1e-5, atol=1e-6)
 
@@ -143,12 +145,14 @@ class NaNEvery(nn.Module):
 def test_skip_drops_non_finite_batches_and_counts_them(tmp_path):
     trainer, data = make_trainer(tmp_path, loss=NaNEvery(5), on_nonfinite="skip", max_epochs=2)
     trainer.fit(data)
-    assert trainer.skipped_steps == (2 * len(trainer.train_batches)) // 5
-    assert all(torch.isfinite(p).all() for p in trainer.unwrapped_model.parameters())
+    assert trainer.record.skipped_steps == (2 * len(trainer.train_batches)) // 5
+    assert all(torch.isfinite(p).all() for p in trainer.state.model.parameters())
     assert all(
-        math.isfinite(h["loss/train"]) for h in trainer.history
+        math.isfinite(h["loss/train"]) for h in trainer.record.history
     )  # skipped batches not counted
-    assert trainer.global_step == 2 * len(trainer.train_batches) - trainer.skipped_steps
+    assert (
+        trainer.state.global_step == 2 * len(trainer.train_batches) - trainer.record.skipped_steps
+    )
 
 
 def test_stop_is_the_default_for_a_nan_batch(tmp_path):
@@ -213,7 +217,7 @@ def test_fp16_with_grad_scaler_on_cuda(tmp_path):
     )
     trainer.fit(data)
     assert trainer.precision.scaler is not None and trainer.precision.scaler.get_scale() > 0
-    assert trainer.history[-1]["loss/train"] < trainer.history[0]["loss/train"]
+    assert trainer.record.history[-1]["loss/train"] < trainer.record.history[0]["loss/train"]
 
 
 @cuda

@@ -43,9 +43,10 @@ def test_fused_kernels_are_used_unless_the_config_chose():
         functools.partial(torch.optim.AdamW, lr=1e-3, foreach=True), model, torch.device("cpu")
     )
     assert not chosen.defaults["fused"]
-    assert build_optimizer(
+    rmsprop = build_optimizer(
         functools.partial(torch.optim.RMSprop, lr=1e-3), model, torch.device("cpu")
     )
+    assert type(rmsprop) is torch.optim.RMSprop and rmsprop.defaults["lr"] == 1e-3
 
 
 def test_lr_logs_the_default_groups_rate_and_every_group(tmp_path):
@@ -62,7 +63,7 @@ def test_lr_logs_the_default_groups_rate_and_every_group(tmp_path):
         module_lr={"layers.1": 0.001},
     )
     trainer.fit(data)
-    rates = {k: v for k, v in trainer.history[-1].items() if k.startswith("lr")}
+    rates = {k: v for k, v in trainer.record.history[-1].items() if k.startswith("lr")}
     assert rates == {
         "lr": 0.01,
         "lr/layers.1": 0.001,

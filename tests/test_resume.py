@@ -15,14 +15,15 @@ class InterruptAt(Callback):
 
     def __init__(self, epoch, batch=None):
         self.epoch, self.batch = epoch, batch
+        self.signals = None  # the Trainer's signal trap, set by _fit
 
-    def on_train_batch_end(self, trainer, batch_idx, loss):
-        if trainer.epoch == self.epoch and batch_idx == self.batch:
-            trainer._interrupt = "SIGTERM"
+    def on_train_batch_end(self, run, batch_idx, loss):
+        if run.state.epoch == self.epoch and batch_idx == self.batch:
+            self.signals.received = "SIGTERM"
 
-    def on_epoch_end(self, trainer, logs):
-        if self.batch is None and trainer.epoch == self.epoch:
-            trainer._interrupt = "SIGTERM"
+    def on_epoch_end(self, run, logs):
+        if self.batch is None and run.state.epoch == self.epoch:
+            self.signals.received = "SIGTERM"
 
 
 def _fit(run_dir, interrupt=None, resume=None, accumulate=1):
@@ -47,6 +48,8 @@ def _fit(run_dir, interrupt=None, resume=None, accumulate=1):
         resume=resume,
         accumulate_grad_batches=accumulate,
     )
+    if interrupt is not None:
+        interrupt.signals = trainer._signals
     try:
         trainer.fit(data)
     except TrainingInterrupted as error:
@@ -61,17 +64,25 @@ def test_interrupt_and_resume_equals_the_uninterrupted_run(tmp_path, where, accu
     reference = _fit(tmp_path / "reference", accumulate=accumulate)
     run = tmp_path / "interrupted"
     first = _fit(run, interrupt=InterruptAt(*where), accumulate=accumulate)
-    assert first.status == "interrupted"
+    assert first.record.status == "interrupted"
     if where[1] is None:  # cut at an epoch's end, with early stopping and the plateau mid-patience
         assert first.callbacks["early_stopping"].wait == 1
-        assert first.schedule.scheduler.num_bad_epochs == 1
+        assert first.state.schedule.scheduler.num_bad_epochs == 1
     resumed = _fit(run, resume=str(run), accumulate=accumulate)
-    assert resumed.epoch == reference.epoch and resumed.global_step == reference.global_step
-    assert resumed.status == reference.status
-    for name, value in reference.unwrapped_model.state_dict().items():
-        assert torch.equal(value, resumed.unwrapped_model.state_dict()[name]), name
-    assert [h["loss/val"] for h in resumed.history] == [h["loss/val"] for h in reference.history]
-    assert resumed.optimizer.param_groups[0]["lr"] == reference.optimizer.param_groups[0]["lr"]
+    assert (
+        resumed.state.epoch == reference.state.epoch
+        and resumed.state.global_step == reference.state.global_step
+    )
+    assert resumed.record.status == reference.record.status
+    for name, value in reference.state.model.state_dict().items():
+        assert torch.equal(value, resumed.state.model.state_dict()[name]), name
+    assert [h["loss/val"] for h in resumed.record.history] == [
+        h["loss/val"] for h in reference.record.history
+    ]
+    assert (
+        resumed.state.optimizer.param_groups[0]["lr"]
+        == reference.state.optimizer.param_groups[0]["lr"]
+    )
 
 
 def test_sigint_finishes_the_step_saves_last_pt_and_marks_the_run_interrupted(tmp_path):
@@ -80,11 +91,11 @@ def test_sigint_finishes_the_step_saves_last_pt_and_marks_the_run_interrupted(tm
 
     class CtrlC(Callback):
         def on_train_batch_end(self, trainer, batch_idx, loss):
-            if trainer.epoch == 2 and batch_idx == 3:
+            if trainer.state.epoch == 2 and batch_idx == 3:
                 signal.raise_signal(signal.SIGINT)
 
     trainer = _fit(tmp_path, interrupt=CtrlC())
-    assert trainer.status == "interrupted" and "SIGINT" in trainer.stop_reason
+    assert trainer.record.status == "interrupted" and "SIGINT" in trainer.record.stop_reason
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert (state["epoch"], state["batches_done"], state["epoch_complete"]) == (2, 4, False)
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "interrupted"

@@ -30,8 +30,8 @@ def _run(run_dir, logger=None, **settings):
     trainer, data = make_trainer(
         run_dir, loggers={"tensorboard": logger or TensorBoardLogger()}, **settings
     )
-    trainer.hparams = {"dataset": "moons", "optimizer.lr": 0.01, "trainer.batch_size": 32}
-    trainer.hparams_varied = {"optimizer.lr"}
+    trainer.config.hparams = {"dataset": "moons", "optimizer.lr": 0.01, "trainer.batch_size": 32}
+    trainer.config.varied = {"optimizer.lr"}
     trainer.fit(data)
     trainer.test(data)
     trainer.finish()
@@ -57,9 +57,11 @@ def test_epoch_scalars_test_metrics_and_learning_rate_per_group(tmp_path):
     for tag in ("loss/test", "accuracy/test", "best/loss/val", "best/epoch"):
         assert len(events.Scalars(tag)) == 1
     assert events.Scalars("accuracy/test")[0].value == pytest.approx(
-        trainer.test_metrics["accuracy"]
+        trainer.record.test["accuracy"]
     )
-    assert events.Scalars("loss/val")[-1].value == pytest.approx(trainer.history[-1]["loss/val"])
+    assert events.Scalars("loss/val")[-1].value == pytest.approx(
+        trainer.record.history[-1]["loss/val"]
+    )
 
 
 def test_per_step_loss_uses_the_optimizer_step_as_x_axis(tmp_path):
@@ -67,7 +69,7 @@ def test_per_step_loss_uses_the_optimizer_step_as_x_axis(tmp_path):
         tmp_path, TensorBoardLogger(log_every_n_steps=5, grad_norm_every_n_steps=5), max_epochs=2
     )
     steps = [e.step for e in events.Scalars("loss/train_step")]
-    assert steps == list(range(5, trainer.global_step + 1, 5))
+    assert steps == list(range(5, trainer.state.global_step + 1, 5))
     assert [e.step for e in events.Scalars("grad_norm_step")] == steps
 
 
@@ -154,7 +156,7 @@ def test_writers_are_flushed_and_closed_when_the_run_fails(tmp_path):
     class Explode(torch.nn.Module):  # a finite first epoch, then NaN
         def forward(self, out, y):
             loss = torch.nn.functional.mse_loss(out, y)
-            return loss * float("nan") if trainer.epoch >= 2 else loss
+            return loss * float("nan") if trainer.state.epoch >= 2 else loss
 
     trainer.loss_fn = Explode()
     with pytest.raises(NonFiniteError) as info:
@@ -164,3 +166,24 @@ def test_writers_are_flushed_and_closed_when_the_run_fails(tmp_path):
     assert [e.step for e in events.Scalars("loss/train")] == [1]
     assert "summary/text_summary" in events.Tags()["tensors"]
     assert trainer.loggers[0].writer.file_writer is None  # closed, everything flushed
+
+
+def test_a_resume_drops_the_events_written_after_its_checkpoint(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from trainer.callbacks.tensorboard import drop_events_after
+
+    with SummaryWriter(str(tmp_path)) as writer:
+        writer.add_text("config", "kept", 0)
+        for epoch in range(1, 6):
+            writer.add_scalar("loss/val", 1.0 / epoch, epoch)
+        for step in range(1, 51):
+            writer.add_scalar("loss/train_step", 1.0 / step, step)
+            writer.add_scalar("lr_step/head", 0.1, step)
+    drop_events_after(tmp_path, epoch=3, global_step=30)
+    events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/val")] == [1, 2, 3]
+    assert [e.step for e in events.Scalars("loss/train_step")] == list(range(1, 31))
+    assert [e.step for e in events.Scalars("lr_step/head")] == list(range(1, 31))
+    assert events.Tags()["tensors"] == ["config/text_summary"]

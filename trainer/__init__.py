@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Trainer": ("trainer.loop", "Trainer"),
-    "seed_everything": ("trainer.loop", "seed_everything"),
+    "seed_everything": ("trainer.devices", "seed_everything"),
     "Callback": ("trainer.callbacks.base", "Callback"),
     "DataModule": ("trainer.data.module", "DataModule"),
     "ArrayData": ("trainer.data.arrays", "ArrayData"),

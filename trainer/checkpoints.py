@@ -1,4 +1,4 @@
-"""Checkpoint files: atomic writes on a background thread, safe loading, RNG state capture.
+"""Checkpoint files: snapshots, atomic writes with torch.save, safe loading, RNG state.
 
 A checkpoint is plain containers and tensors only, so `torch.load(weights_only=True)` reads
 it and loading never executes code.
@@ -6,15 +6,12 @@ it and loading never executes code.
 
 from __future__ import annotations
 
-import atexit
 import json
 import math
 import os
-import queue
 import random
 import re
 import shutil
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +19,9 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .files import _fsync_dir, atomic_write, write_json
-from .paths import resolve_checkpoint, run_dir_of
+from .files import _fsync_dir, atomic_write
 
-__all__ = [
-    "BackgroundWriter",
-    "atomic_write",
-    "copy_checkpoint",
-    "load_checkpoint",
-    "resolve_checkpoint",
-    "run_dir_of",
-    "save_checkpoint",
-    "write_json",
-]
+CHECKPOINT_FORMAT = 2  # 1: trainer 0.1, some parts packed (still read)
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
@@ -58,145 +45,42 @@ def copy_checkpoint(source: str | Path, path: str | Path) -> None:
             atomic_write(path, lambda handle: shutil.copyfileobj(original, handle, 1 << 20))
 
 
-_PACKED = "__packed__"  # marks a tensor's place in a packed structure
+def snapshot(obj: Any) -> Any:
+    """A CPU copy of a nested structure of containers and tensors, that training can't change
+    while the copy waits to be written."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: snapshot(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(snapshot(v) for v in obj)
+    return obj
 
 
-def pack(obj: Any) -> tuple[Any, dict[str, torch.Tensor]]:
-    """Copy every tensor of a nested structure into one flat CPU tensor per dtype, leaving a
-    reference [dtype, offset, shape] in its place. torch.save pays ~55 us per tensor; an
-    optimizer's dozens of small state tensors packed this way cost as much as one."""
-    pieces: dict[str, list[torch.Tensor]] = {}
-    sizes: dict[str, int] = {}
+def _read_format_1(stored: dict) -> dict:
+    """Checkpoints of trainer 0.1 before the redesign kept some parts packed: one flat tensor per
+    dtype plus a JSON layout of where each tensor lay. Read them back into the plain layout."""
+    blobs = stored["packed"]["blobs"]
 
     def walk(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            key = str(value.dtype).removeprefix("torch.")
-            flat = value.detach().reshape(-1)
-            offset = sizes.get(key, 0)
-            sizes[key] = offset + flat.numel()
-            pieces.setdefault(key, []).append(flat)
-            return {_PACKED: [key, offset, list(value.shape)]}
         if type(value) is dict:
+            if len(value) == 1 and "__packed__" in value:
+                key, offset, shape = value["__packed__"]
+                return blobs[key][offset : offset + math.prod(shape)].reshape(shape).clone()
+            if len(value) == 1 and "__items__" in value:
+                return {walk(k): walk(v) for k, v in value["__items__"]}
+            if len(value) == 1 and "__tuple__" in value:
+                return tuple(walk(v) for v in value["__tuple__"])
             return {k: walk(v) for k, v in value.items()}
-        if type(value) in (list, tuple):
-            return type(value)(walk(v) for v in value)
+        if type(value) is list:
+            return [walk(v) for v in value]
         return value
 
-    structure = walk(obj)
-    blobs = {key: torch.cat(parts).to("cpu", copy=True) for key, parts in pieces.items()}
-    return structure, blobs
-
-
-def unpack(structure: Any, blobs: dict[str, torch.Tensor]) -> Any:
-    def walk(value: Any) -> Any:
-        if type(value) is dict:
-            if len(value) == 1 and _PACKED in value:
-                key, offset, shape = value[_PACKED]
-                count = math.prod(shape)
-                return blobs[key][offset : offset + count].reshape(shape).clone()
-            return {k: walk(v) for k, v in value.items()}
-        if type(value) in (list, tuple):
-            return type(value)(walk(v) for v in value)
-        return value
-
-    return walk(structure)
-
-
-def _to_json(value: Any) -> Any:
-    """JSON that keeps what plain JSON would lose: non-string dict keys and tuples."""
-    if type(value) is dict:
-        if all(type(k) is str for k in value):
-            return {k: _to_json(v) for k, v in value.items()}
-        return {"__items__": [[_to_json(k), _to_json(v)] for k, v in value.items()]}
-    if type(value) is tuple:
-        return {"__tuple__": [_to_json(v) for v in value]}
-    if type(value) is list:
-        return [_to_json(v) for v in value]
-    return value
-
-
-def _from_json(value: Any) -> Any:
-    if type(value) is dict:
-        if "__items__" in value and len(value) == 1:
-            return {_from_json(k): _from_json(v) for k, v in value["__items__"]}
-        if "__tuple__" in value and len(value) == 1:
-            return tuple(_from_json(v) for v in value["__tuple__"])
-        return {k: _from_json(v) for k, v in value.items()}
-    if type(value) is list:
-        return [_from_json(v) for v in value]
-    return value
-
-
-def freeze(state: dict, packed_keys: tuple[str, ...], json_keys: tuple[str, ...] = ()) -> dict:
-    """The file form of a checkpoint, as a snapshot training can't change: the model's weights
-    one tensor per parameter (readable with torch.load); the parts in `packed_keys` as one flat
-    tensor per dtype plus their layout in one JSON string; the parts in `json_keys` as JSON. Few
-    objects, because torch.save pays per object."""
-    frozen = {
-        k: v
-        for k, v in state.items()
-        if k not in packed_keys and k not in json_keys and k != "model"
-    }
-    frozen["model"] = {k: v.detach().to("cpu", copy=True) for k, v in state["model"].items()}
-    structure, blobs = pack({k: state[k] for k in packed_keys})
-    frozen["packed"] = {"layout": json.dumps(_to_json(structure)), "blobs": blobs}
-    frozen["json"] = {k: json.dumps(_to_json(state[k])) for k in json_keys}
-    return frozen
-
-
-def thaw(frozen: dict) -> dict:
-    """The logical checkpoint back from its file form."""
-    state = {k: v for k, v in frozen.items() if k not in ("packed", "json")}
-    for key, text in frozen.get("json", {}).items():
-        state[key] = _from_json(json.loads(text))
-    if "packed" in frozen:
-        layout = _from_json(json.loads(frozen["packed"]["layout"]))
-        state.update(unpack(layout, frozen["packed"]["blobs"]))
+    state = {k: v for k, v in stored.items() if k not in ("packed", "json")}
+    for key, text in stored.get("json", {}).items():
+        state[key] = walk(json.loads(text))
+    state.update(walk(json.loads(stored["packed"]["layout"])))
     return state
-
-
-class BackgroundWriter:
-    """Writes files in submission order on one daemon thread, so the training loop never waits
-    for the disk. `wait()` blocks until everything submitted is on disk and re-raises a failure."""
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue = queue.Queue()
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def submit(self, write, *args) -> None:
-        self._raise_pending()
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(
-                target=self._work, name="checkpoint-writer", daemon=True
-            )
-            self._thread.start()
-            atexit.register(self._drain)  # never let the interpreter exit in the middle of a write
-        self._queue.put((write, args))
-
-    def _drain(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.join()
-
-    def _work(self) -> None:
-        while True:
-            write, args = self._queue.get()
-            try:
-                if self._error is None:
-                    write(*args)
-            except BaseException as error:  # reported to the training thread on its next call
-                self._error = error
-            finally:
-                self._queue.task_done()
-
-    def wait(self) -> None:
-        self._queue.join()
-        self._raise_pending()
-
-    def _raise_pending(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
 
 
 def rng_state() -> dict:
@@ -274,7 +158,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             key="trainer.resume",
         ) from None
     if isinstance(state, dict) and "packed" in state:
-        state = thaw(state)
+        state = _read_format_1(state)
+    if isinstance(state, dict) and isinstance(state.get("progress"), str):
+        state["progress"] = json.loads(state["progress"])  # format 1 stored it as JSON text
     if not isinstance(state, dict) or "model" not in state or "format" not in state:
         raise UserError(
             f"'{path}' is not a checkpoint written by trainer (no model state in it).",

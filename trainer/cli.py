@@ -55,7 +55,7 @@ def help_text() -> str:
         "",
         "config groups (default first):",
     ]
-    defaults = _defaults(root)
+    defaults = _defaults()
     for group in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "hydra"):
         options = sorted(
             group.glob("*.yaml"), key=lambda p: (p.stem != defaults.get(group.name), p.stem)
@@ -76,145 +76,18 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
-def _defaults(root: Path) -> dict[str, str]:
-    import yaml
+def _defaults() -> dict[str, str]:
+    from omegaconf import OmegaConf
 
-    config = yaml.safe_load((root / "config.yaml").read_text())
+    from .argv import primary_config
+
     chosen = {}
-    for entry in config.get("defaults", []):
+    for entry in OmegaConf.to_container(primary_config()).get("defaults", []):
         if isinstance(entry, dict):
             for key, value in entry.items():
                 if value is not None and not str(key).startswith("override"):
                     chosen[str(key)] = str(value)
     return chosen
-
-
-# ---------------------------------------------------------------------- before Hydra
-def _value(argv: list[str], key: str) -> str | None:
-    for arg in reversed(argv):
-        if arg.startswith(key + "="):
-            return arg.split("=", 1)[1]
-    return None
-
-
-def _multirun(argv: list[str]) -> bool:
-    return "-m" in argv or "--multirun" in argv
-
-
-def prepare_argv(argv: list[str]) -> list[str]:
-    """Decide what Hydra cannot: where a resumed run writes, one run directory for all torchrun
-    processes, and sweep job directories named after the swept values only."""
-    # Hydra's parser takes overrides only on one side of -m; accept them anywhere.
-    flags = [a for a in argv if a in ("-m", "--multirun")]
-    argv = flags + [a for a in argv if a not in ("-m", "--multirun")]
-    resume = _value(argv, "trainer.resume")
-    resuming = resume not in (None, "null", "auto") and _value(argv, "mode") in (None, "train")
-    if resuming and not _multirun(argv):
-        argv = _resume_into_run_dir(argv)
-    if _multirun(argv):
-        argv = _name_jobs_by_swept_values(argv)
-    from .distributed import launched_by_torchrun
-
-    if launched_by_torchrun():
-        argv = _share_run_dir(argv)
-    return argv
-
-
-def _resume_into_run_dir(argv: list[str]) -> list[str]:
-    """`trainer.resume=<run dir>` continues that run in its own directory, with its own config
-    (the original overrides first, then the new ones, which win). The original .hydra/ is kept;
-    the resumed invocation's composition goes to .hydra/resumed-<time>/."""
-    from datetime import datetime
-
-    import yaml
-
-    from .paths import resolve_checkpoint, run_dir_of
-
-    run_dir = run_dir_of(resolve_checkpoint(_value(argv, "trainer.resume")))
-    if run_dir is None:  # a bare checkpoint file: resume it under the current config
-        return argv
-    overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    original = yaml.safe_load(overrides_file.read_text()) or [] if overrides_file.is_file() else []
-    kept = [str(o) for o in original if not str(o).startswith(("hydra.", "trainer.resume="))]
-    argv = [*kept, *argv]
-    explicit = _value(argv, "hydra.run.dir")
-    if explicit is not None and Path(explicit).resolve() != run_dir.resolve():
-        return argv  # the user chose another directory for the continuation
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-    if explicit is None:
-        argv.append(f"hydra.run.dir={run_dir}")
-    return [*argv, f"hydra.output_subdir=.hydra/resumed-{stamp}"]
-
-
-def _name_jobs_by_swept_values(argv: list[str]) -> list[str]:
-    """Leave overrides that are the same for every job out of the job directories' names, so
-    they read as run names in TensorBoard: `0_optimizer.lr=0.0001`, not the whole command."""
-    import yaml
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    key = "hydra.job.config.override_dirname.exclude_keys"
-    if _value(argv, key) is not None:
-        return argv  # the user decided
-    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception:
-        return argv  # Hydra reports the syntax error itself
-    fixed = [
-        o.get_key_element().lstrip("+~")
-        for o in parsed
-        if not o.is_sweep_override() and not o.get_key_element().lstrip("+~").startswith("hydra")
-    ]
-    config = yaml.safe_load((config_dir() / "config.yaml").read_text())
-    default = config["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"]
-    keys = list(dict.fromkeys([*default, *fixed]))
-    return [*argv, f"{key}=[{','.join(keys)}]"]
-
-
-def _share_run_dir(argv: list[str]) -> list[str]:
-    """Under torchrun every process would resolve ${now:} for itself and make its own run
-    directory (hydra#2070): rank 0 resolves it once and the others use the same one."""
-    if _multirun(argv):
-        from .errors import UserError
-
-        raise UserError(
-            "sweeps (-m) cannot run inside torchrun. Run the sweep with a launcher (e.g. "
-            "hydra/launcher=submitit_slurm) and let each job start its own processes.",
-            key="-m",
-        )
-    import torch.distributed as dist
-    from omegaconf import OmegaConf
-
-    from .distributed import env_rank, init_process_group
-
-    init_process_group(_value(argv, "trainer.ddp_backend") or "auto")
-    run_dir = None
-    if env_rank() == 0:
-        import yaml
-
-        pattern = (
-            _value(argv, "hydra.run.dir")
-            or yaml.safe_load((config_dir() / "config.yaml").read_text())["hydra"]["run"]["dir"]
-        )
-        _register_now()
-        run_dir = str(OmegaConf.create({"dir": pattern}).dir)
-    box = [run_dir]
-    dist.broadcast_object_list(box, src=0)
-    argv = [a for a in argv if not a.startswith("hydra.run.dir=")] + [f"hydra.run.dir={box[0]}"]
-    if env_rank() != 0:  # one log file and one .hydra/ for the run: rank 0's
-        argv += ["hydra.output_subdir=null", "hydra/job_logging=worker"]
-    return argv
-
-
-def _register_now() -> None:
-    from datetime import datetime
-
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver("now"):
-        OmegaConf.register_new_resolver(
-            "now", lambda pattern: datetime.now().strftime(pattern), use_cache=True
-        )
 
 
 # ---------------------------------------------------------------------- the job
@@ -298,13 +171,17 @@ def _record_failure(run_dir: Path, error: BaseException) -> None:
 def main() -> None:
     argv = sys.argv[1:]
     if "--help" in argv or "-h" in argv:
-        print(help_text())
+        try:
+            print(help_text())
+        except BrokenPipeError:  # `--help | head`: the reader has what it wanted
+            sys.stderr.close()
         return
     sys.exit(run_cli(argv))
 
 
 def run_cli(argv: list[str]) -> int:
     from . import console
+    from .argv import prepare_argv
     from .errors import UserError
 
     try:

@@ -12,83 +12,17 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass, field
+from dataclasses import fields
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .best import resolve_mode
 from .errors import UserError, did_you_mean
+from .settings import SECTIONS
 
-
-@dataclass
-class GradClipSchema:
-    norm: float | None = None
-    value: float | None = None
-
-
-@dataclass
-class TrainerSchema:
-    _target_: str = "trainer.Trainer"
-    max_epochs: int = 50
-    batch_size: int = 32
-    eval_batch_size: int = 1024
-    device: str = "auto"
-    precision: str = "32"
-    seed: int = 42
-    monitor: str = "loss/val"
-    mode: str = "auto"
-    grad_clip: GradClipSchema = field(default_factory=GradClipSchema)
-    accumulate_grad_batches: int = 1
-    on_nonfinite: str = "stop"
-    check_finite_every_n_steps: int = 25
-    detect_anomaly: bool = False
-    deterministic: bool = False
-    fast_dev_run: bool = False
-    overfit_batches: int = 0
-    limit_train_batches: Any = None
-    limit_val_batches: Any = None
-    strategy: str = "auto"
-    ddp_backend: str = "auto"
-    resume: str | None = None
-    num_threads: int | None = None
-
-
-@dataclass
-class DataSchema:
-    split: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
-    seed: int = 0
-    standardize: bool = True
-    standardize_targets: bool = True
-
-
-@dataclass
-class ParamGroupsSchema:
-    decay_bias_and_norm: bool = False
-    module_lr: dict[str, float] | None = None
-
-
-@dataclass
-class PredictSchema:
-    input: str | None = None
-    output: str | None = None
-
-
-@dataclass
-class LRFindSchema:
-    min_lr: float = 1e-7
-    max_lr: float = 10.0
-    num_steps: int = 100
-    divergence_factor: float = 4.0
-
-
-SCHEMAS = {
-    "trainer": TrainerSchema,
-    "data": DataSchema,
-    "param_groups": ParamGroupsSchema,
-    "predict": PredictSchema,
-    "lr_find": LRFindSchema,
-}
+SCHEMAS = SECTIONS  # each section the tool owns, checked against its settings class
 MODES = ("train", "test", "predict", "lr_find")
 
 # Ranges for well-known arguments of the instantiated groups: (test, what it must be).
@@ -138,7 +72,7 @@ def _schema_error(error: OmegaConfBaseException, section: str) -> UserError:
     key = f"{section}.{error.full_key}" if getattr(error, "full_key", None) else section
     message = getattr(error, "msg", str(error)).splitlines()[0]
     if "not in" in message and "Key" in message:
-        valid = [f.name for f in __import__("dataclasses").fields(SCHEMAS[section])]
+        valid = [f.name for f in fields(SCHEMAS[section])]
         name = str(error.full_key).split(".")[-1]
         return UserError(
             f"{key} is not a setting of '{section}'; valid: {', '.join(valid)}."
@@ -149,8 +83,11 @@ def _schema_error(error: OmegaConfBaseException, section: str) -> UserError:
 
 
 def _typed(cfg: DictConfig, section: str):
+    node = cfg.get(section) or {}
+    if section == "trainer" and "_target_" in node:  # what builds the Trainer, not a setting
+        node = {k: v for k, v in node.items() if k != "_target_"}
     try:
-        return OmegaConf.merge(OmegaConf.structured(SCHEMAS[section]), cfg.get(section) or {})
+        return OmegaConf.merge(OmegaConf.structured(SCHEMAS[section]), node)
     except OmegaConfBaseException as error:
         raise _schema_error(error, section) from None
 
@@ -221,44 +158,7 @@ def check_target(node: DictConfig, key: str, supplied: tuple[str, ...] = ()) -> 
                 raise UserError(f"{full}={value} is out of range: it must be {what}.", key=full)
 
 
-def validate(cfg: DictConfig) -> dict[str, Any]:
-    """Check the whole composed config; return the typed sections. Raises UserError."""
-    if cfg.get("mode", "train") not in MODES:
-        raise UserError(
-            f"mode='{cfg.mode}' is not valid; choose one of: {', '.join(MODES)}.", key="mode"
-        )
-    typed = {section: _typed(cfg, section) for section in SCHEMAS}
-    trainer = typed["trainer"]
-    data = typed["data"]
-    split = list(data.split)
-    if len(split) != 3 or any(not f > 0 for f in split) or abs(sum(split) - 1.0) > 1e-6:
-        raise UserError(
-            f"data.split={split} must be three positive fractions (train, val, test) that sum "
-            f"to 1, e.g. [0.7,0.15,0.15]; these sum to {sum(split):g}.",
-            key="data.split",
-        )
-    for key in (
-        "max_epochs",
-        "batch_size",
-        "eval_batch_size",
-        "accumulate_grad_batches",
-        "check_finite_every_n_steps",
-    ):
-        if trainer[key] < 1:
-            raise UserError(
-                f"trainer.{key}={trainer[key]} must be a positive whole number.",
-                key=f"trainer.{key}",
-            )
-    if trainer.mode not in ("auto", "min", "max"):
-        raise UserError(
-            f"trainer.mode='{trainer.mode}' is not valid; choose auto, min or max.",
-            key="trainer.mode",
-        )
-    if trainer.num_threads is not None and trainer.num_threads < 1:
-        raise UserError(
-            f"trainer.num_threads={trainer.num_threads} must be >= 1 (or null).",
-            key="trainer.num_threads",
-        )
+def _check_targets(cfg: DictConfig) -> None:
     for group in TARGET_GROUPS:
         node = cfg.get(group)
         if node:  # an empty node is "none" (e.g. scheduler=none)
@@ -272,6 +172,25 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
                 check_target(node, f"{section}.{name}")
     if cfg.get("logger"):
         check_target(cfg.logger, "logger")
+
+
+def validate(cfg: DictConfig) -> dict[str, Any]:
+    """Check the whole composed config; return the typed sections. Raises UserError."""
+    if cfg.get("mode", "train") not in MODES:
+        raise UserError(
+            f"mode='{cfg.mode}' is not valid; choose one of: {', '.join(MODES)}.", key="mode"
+        )
+    typed = {section: _typed(cfg, section) for section in SCHEMAS}
+    OmegaConf.to_object(typed["trainer"]).check()
+    split = list(typed["data"].split)
+    if len(split) != 3 or any(not f > 0 for f in split) or abs(sum(split) - 1.0) > 1e-6:
+        raise UserError(
+            f"data.split={split} must be three positive fractions (train, val, test) that sum "
+            f"to 1, e.g. [0.7,0.15,0.15]; these sum to {sum(split):g}.",
+            key="data.split",
+        )
+    if cfg.get("mode", "train") in ("train", "lr_find"):  # test/predict build the saved config
+        _check_targets(cfg)
     lr_find = typed["lr_find"]
     if not 0 < lr_find.min_lr < lr_find.max_lr:
         raise UserError(
@@ -284,12 +203,14 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
 
 def register_resolvers() -> None:
     """OmegaConf resolvers the configs use (registered before Hydra composes anything)."""
+    if not OmegaConf.has_resolver("metric_mode"):
+        # ${metric_mode:${trainer.monitor},${trainer.mode}} -> min | max
+        OmegaConf.register_new_resolver("metric_mode", resolve_mode)
     if not OmegaConf.has_resolver("optuna_direction"):
         # ${optuna_direction:${trainer.monitor},${trainer.mode}} -> minimize | maximize
-        def direction(monitor: str, mode: str = "auto") -> str:
-            if mode == "auto":
-                base = str(monitor).split("/")[0]
-                mode = "max" if base in ("accuracy", "r2") else "min"
-            return "maximize" if mode == "max" else "minimize"
-
-        OmegaConf.register_new_resolver("optuna_direction", direction)
+        OmegaConf.register_new_resolver(
+            "optuna_direction",
+            lambda monitor, mode="auto": (
+                "maximize" if resolve_mode(monitor, mode) == "max" else "minimize"
+            ),
+        )

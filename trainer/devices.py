@@ -1,4 +1,5 @@
-"""Device choice: `auto` is CUDA, then Apple MPS, then the CPU."""
+"""Where and how torch runs: the device (`auto` is CUDA, then Apple MPS, then the CPU), threads,
+determinism and seeds."""
 
 from __future__ import annotations
 
@@ -44,3 +45,32 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         torch.cuda.set_device(index)
         return torch.device("cuda", index)
     return torch.device(kind)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices): the same seed gives the same run."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_torch(num_threads: int | None, deterministic: bool) -> None:
+    """Process-wide torch settings a run asks for: CPU threads, deterministic algorithms."""
+    import os
+
+    if num_threads:
+        torch.set_num_threads(int(num_threads))
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+
+
+def anomaly_detection(enabled: bool):
+    """autograd's anomaly detection (names the op that produced a NaN; slow), or nothing."""
+    import contextlib
+
+    return torch.autograd.detect_anomaly() if enabled else contextlib.nullcontext()

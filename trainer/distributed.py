@@ -28,10 +28,6 @@ def env_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def backend_for(device_type: str) -> str:
-    return "nccl" if device_type == "cuda" else "gloo"
-
-
 def init_process_group(backend: str = "auto", timeout_s: float = 300.0) -> None:
     """Join torchrun's process group. auto: gloo for CPU tensors, plus nccl for CUDA tensors
     where CUDA is available."""
@@ -179,15 +175,6 @@ class Distributed:
         gathered = [None] * self.world_size
         dist.all_gather_object(gathered, obj)
         return gathered
-
-    def broadcast_object(self, obj):
-        if not self.active:
-            return obj
-        import torch.distributed as dist
-
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
 
     def barrier(self) -> None:
         if self.active:

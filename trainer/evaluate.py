@@ -8,16 +8,19 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from . import report
-from .checkpoints import load_checkpoint, resolve_checkpoint, run_dir_of, write_json
+from .build import build_data, build_model_and_loss, stored_config
+from .checkpoints import load_checkpoint
 from .errors import UserError, did_you_mean
+from .files import write_json
+from .paths import resolve_checkpoint, run_dir_of
 
 log = logging.getLogger("trainer")
 
 
-def _checkpoint(cfg: DictConfig, mode: str) -> tuple[Path, dict, DictConfig]:
+def _checkpoint(cfg: DictConfig, mode: str, overrides: list[str]) -> tuple[Path, dict, DictConfig]:
     if not cfg.trainer.get("resume"):
         raise UserError(
             f"mode={mode} needs the run to use: trainer.resume=<run dir or checkpoint file>, e.g. "
@@ -26,7 +29,7 @@ def _checkpoint(cfg: DictConfig, mode: str) -> tuple[Path, dict, DictConfig]:
         )
     path = resolve_checkpoint(cfg.trainer.resume, prefer="best")
     state = load_checkpoint(path)
-    return path, state, OmegaConf.create(state["config"])
+    return path, state, stored_config(state["config"], cfg, str(path), overrides)
 
 
 def _choices(saved: DictConfig) -> dict[str, str]:
@@ -36,12 +39,11 @@ def _choices(saved: DictConfig) -> dict[str, str]:
     }
 
 
-def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> float | None:
+def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> float | None:
     """The test metrics of a checkpoint, on the very test split its run used."""
     from .loop import Trainer
-    from .run import build_data, build_model_and_loss
 
-    path, state, saved = _checkpoint(cfg, "test")
+    path, state, saved = _checkpoint(cfg, "test", overrides)
     data = build_data(saved)  # the saved dataset and split settings give the same test split
     model, loss, _ = build_model_and_loss(saved, data.spec, data.class_counts(), _choices(saved))
     model.load_state_dict(state["model"])
@@ -110,19 +112,18 @@ def _features_from_table(
     return np.stack(columns, axis=1)
 
 
-def predict_csv(cfg: DictConfig, run_dir: Path, settings) -> None:
+def predict_csv(cfg: DictConfig, run_dir: Path, settings, overrides: list[str]) -> None:
     """Predict every row of predict.input; write the rows with their predictions."""
     from .data.csv_file import _as_float, read_table
     from .data.module import Preprocessing
     from .devices import resolve_device
-    from .loop import model_outputs
-    from .run import build_model_and_loss
+    from .evaluation import model_outputs
 
     if not settings.input:
         raise UserError(
             "mode=predict needs predict.input=<file.csv>: the rows to predict.", key="predict.input"
         )
-    path, state, saved = _checkpoint(cfg, "predict")
+    path, state, saved = _checkpoint(cfg, "predict", overrides)
     header, rows = read_table(settings.input, key="predict.input")
     if not rows:
         raise UserError(f"predict.input: '{settings.input}' has no data rows.", key="predict.input")
@@ -152,9 +153,7 @@ def predict_csv(cfg: DictConfig, run_dir: Path, settings) -> None:
     device = resolve_device(cfg.trainer.device)
     outputs = model_outputs(model.to(device), x, device, cfg.trainer.eval_batch_size)
     out_path = Path(settings.output) if settings.output else run_dir / "predictions.csv"
-    target = (
-        saved.dataset.get("target") if "csv_file" in str(saved.dataset.get("_target_")) else None
-    ) or ((spec.target_names or ["target"])[0] if spec.task == "regression" else "target")
+    target = (spec.target_names or ["target"])[0]  # the column that may hold the answers
     out_header = list(header)
     extra: list[list[str]] = [[] for _ in rows]
     if spec.task == "regression":

@@ -1,10 +1,14 @@
-"""Files that are written whole or not at all: temporary file, flush, fsync, rename."""
+"""Files that are written whole or not at all (temporary file, flush, fsync, rename), in order,
+on one background thread so that the training loop never waits for the disk."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import queue
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +58,56 @@ def _json_default(value):
     if hasattr(value, "tolist"):  # numpy scalars and arrays, tensors
         return value.tolist()
     return str(value)
+
+
+class BackgroundWriter:
+    """Writes files in submission order on one daemon thread, so the training loop never waits
+    for the disk. `wait()` blocks until everything submitted is on disk and re-raises a failure."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def submit(self, write, *args) -> None:
+        self._raise_pending()
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._work, name="checkpoint-writer", daemon=True
+            )
+            self._thread.start()
+            atexit.register(self._drain)  # never let the interpreter exit in the middle of a write
+        self._queue.put((write, args))
+
+    def _drain(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.join()
+
+    def _work(self) -> None:
+        while True:
+            write, args = self._queue.get()
+            try:
+                if self._error is None:
+                    write(*args)
+            except BaseException as error:  # reported to the training thread on its next call
+                self._error = error
+            finally:
+                self._queue.task_done()
+
+    def wait(self, quietly: bool = False) -> None:
+        """Until everything submitted is on disk; a failure is raised, or with `quietly` (on the
+        way out of another error, which it must not hide) logged."""
+        self._queue.join()
+        try:
+            self._raise_pending()
+        except Exception:
+            if not quietly:
+                raise
+            import logging
+
+            logging.getLogger("trainer").exception("a checkpoint or file could not be written")
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

@@ -11,12 +11,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
 from . import report
-from .checkpoints import write_json
 from .errors import UserError
+from .files import write_json
 
 
 def centred_average(values: list[float], window: int = 9) -> np.ndarray:
@@ -44,37 +43,43 @@ def suggest(rates: list[float], losses: list[float]) -> tuple[float | None, str]
 def run_lr_find(
     cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str], settings
 ) -> float | None:
-    from .run import build_trainer, command_line
+    from .build import build_trainer
+    from .report import command_line
 
-    trainer, data = build_trainer(cfg, run_dir, choices, overrides)
-    trainer.callbacks, trainer.loggers = {}, []  # a throwaway model: no checkpoints, no logs
-    trainer.setup(data)
-    model, optimizer = trainer.model, trainer.optimizer
     steps = int(settings.num_steps)
     if steps < 10:
         raise UserError(
             f"lr_find.num_steps={steps} is too few; use at least 10 (100 is typical).",
             key="lr_find.num_steps",
         )
+    trainer, data = build_trainer(cfg, run_dir, choices, overrides)
+    trainer.callbacks, trainer.loggers = {}, []  # a throwaway model: no checkpoints, no logs
+    trainer.setup(data)
+    # The run's own training step: the same precision, clipping and accumulation as training.
+    step, optimizer, batches = trainer.step, trainer.state.optimizer, trainer.train_batches
     factor = (settings.max_lr / settings.min_lr) ** (1 / (steps - 1))
     for group in optimizer.param_groups:
         group["lr"] = settings.min_lr
     rates, losses = [], []
     average, best, beta = 0.0, math.inf, 0.98
-    model.train()
-    epoch = 0
-    stop = None
+    trainer.model.train()
+    epoch, stop = 0, None
     while stop is None:
         epoch += 1
-        for x, y in trainer.train_batches.batches(epoch):
+        step.start_epoch(batches)
+        for batch_idx, (x, y) in enumerate(batches.batches(epoch)):
+            if step.starts_group(batch_idx):
+                step.zero_grad()
+                loss_sum, samples = 0.0, 0
+            loss, _ = step.forward_backward(x, y, batch_idx)
+            loss_sum += float(loss) * len(x)  # a diagnostic: reading every step is the point
+            samples += len(x)
+            if not step.ends_group(batch_idx):
+                continue
             lr = optimizer.param_groups[0]["lr"]
-            optimizer.zero_grad(set_to_none=True)
-            with trainer.precision.autocast():
-                loss = trainer.loss_fn(model(x), y)
-            trainer.precision.backward(loss)
-            trainer.precision.unscale(optimizer)
-            trainer.precision.step(optimizer)
-            value = float(loss.item())  # a diagnostic: reading every step is the point
+            step.unscale()
+            step.apply()
+            value = loss_sum / samples
             average = beta * average + (1 - beta) * value
             current = average / (1 - beta ** (len(losses) + 1))
             rates.append(lr)
@@ -130,5 +135,4 @@ def run_lr_find(
         rows.append(("suggested lr", f"none: {how}"))
     rows.append(("figure", f"{run_dir / 'lr_find.png'} (and TensorBoard: lr_find/loss_vs_lr)"))
     report.key_values("learning-rate range test", rows)
-    torch.set_grad_enabled(True)
     return suggestion

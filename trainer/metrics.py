@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import torch
 
+from .errors import UserError, choices_text
 from .tasks import Head
 
 FLUSH_EVERY = 32  # batches buffered before their sums are folded in (bounds memory)
@@ -19,10 +20,15 @@ def metric_names(task: str) -> list[str]:
     return ["loss", "accuracy"] if task != "regression" else ["loss", "mae", "rmse", "r2"]
 
 
-def metric_mode(name: str) -> str:
-    """'max' for metrics where larger is better, else 'min'."""
-    base = name.split("/")[0]
-    return "max" if base in ("accuracy", "r2") else "min"
+def check_monitor(monitor: str, task: str) -> None:
+    """trainer.monitor must be one of this task's metrics on the train or val split."""
+    available = [f"{name}/{split}" for name in metric_names(task) for split in ("train", "val")]
+    if monitor not in available:
+        raise UserError(
+            f"trainer.monitor='{monitor}' is not a metric of this run; valid: "
+            f"{choices_text(available)}.",
+            key="trainer.monitor",
+        )
 
 
 class MetricAccumulator:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .errors import UserError
+from .settings import ParamGroupSettings
 
 
 def _target(factory) -> type:
@@ -26,7 +27,7 @@ def _setting(factory, name: str, default=None):
 def parameter_groups(
     model: nn.Module,
     weight_decay: float,
-    decay_bias_and_norm: bool = True,
+    decay_bias_and_norm: bool = ParamGroupSettings.decay_bias_and_norm,
     module_lr: dict[str, float] | None = None,
 ) -> list[dict]:
     """Named parameter groups. Without decay on biases and norm weights (every parameter with
@@ -75,7 +76,7 @@ def build_optimizer(
     factory,
     model: nn.Module,
     device: torch.device,
-    decay_bias_and_norm: bool = True,
+    decay_bias_and_norm: bool = ParamGroupSettings.decay_bias_and_norm,
     module_lr: dict[str, float] | None = None,
 ) -> torch.optim.Optimizer:
     """Call the optimizer factory (a `_partial_` from the config) on the model's parameter groups.

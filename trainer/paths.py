@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from .errors import UserError
@@ -47,3 +48,8 @@ def run_dir_of(checkpoint: Path) -> Path | None:
     if folder.name == "checkpoints" and (folder.parent / ".hydra").is_dir():
         return folder.parent
     return None
+
+
+def new_run_dir() -> Path:
+    """Where a run made from Python writes when given no run_dir (the CLI's own pattern)."""
+    return Path("outputs") / "runs" / datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")

@@ -74,44 +74,42 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a run's summary says, as (key, text) rows: the end panel and TensorBoard's text tab."""
+    reason = f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""
+    rows = [("status", summary["status"] + reason)]
+    if summary.get("error"):
+        rows.append(("error", summary["error"]))
+    if summary.get("best_val_metric") is not None:
+        best = f"{summary['monitor']} {_fmt(summary['best_val_metric'])}"
+        rows.append(("best", f"{best} at epoch {summary['best_epoch']}"))
+    final_val = (summary.get("final") or {}).get("val") or {}
+    if final_val:
+        rows.append(("final val", ", ".join(f"{k} {_fmt(v)}" for k, v in final_val.items())))
+    if summary.get("test"):
+        tested_on = f"  (on {summary['tested_on']})" if summary.get("tested_on") else ""
+        test = ", ".join(f"{k} {_fmt(v)}" for k, v in summary["test"].items())
+        rows.append(("test", test + tested_on))
+    skipped = f", {summary['skipped_steps']} skipped" if summary.get("skipped_steps") else ""
+    rows.append(
+        (
+            "epochs",
+            f"{summary['epochs_run']} of {summary['max_epochs']} "
+            f"({summary['global_step']:,} optimizer steps{skipped})",
+        )
+    )
+    rows.append(("wall time", f"{summary['wall_time_s']:.1f} s"))
+    return rows
+
+
 def end_summary(summary: dict[str, Any], run_dir: Path, writes_files: bool = True) -> None:
     """The summary table and the health report."""
     status = summary["status"]
     style = {"completed": "green", "stopped_early": "green", "interrupted": "yellow"}.get(
         status, "red"
     )
-    reason = f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""
-    rows: list[tuple[str, str | Text]] = [("status", Text(status + reason, style=style))]
-    if summary.get("error"):
-        rows.append(("error", summary["error"]))
-    if summary.get("best_val_metric") is not None:
-        rows.append(
-            (
-                "best",
-                f"{summary['monitor']} {_fmt(summary['best_val_metric'])} at epoch {summary['best_epoch']}",
-            )
-        )
-    final_val = (summary.get("final") or {}).get("val") or {}
-    if final_val:
-        rows.append(("final val", ", ".join(f"{k} {_fmt(v)}" for k, v in final_val.items())))
-    if summary.get("test"):
-        rows.append(
-            (
-                "test",
-                ", ".join(f"{k} {_fmt(v)}" for k, v in summary["test"].items())
-                + (f"  (on {summary['tested_on']})" if summary.get("tested_on") else ""),
-            )
-        )
-    rows.append(
-        (
-            "epochs",
-            f"{summary['epochs_run']} of {summary['max_epochs']} "
-            f"({summary['global_step']:,} optimizer steps"
-            + (f", {summary['skipped_steps']} skipped" if summary.get("skipped_steps") else "")
-            + ")",
-        )
-    )
-    rows.append(("wall time", f"{summary['wall_time_s']:.1f} s"))
+    rows: list[tuple[str, str | Text]] = list(summary_rows(summary))
+    rows[0] = ("status", Text(rows[0][1], style=style))
     if writes_files:
         rows.append(("run dir", str(run_dir)))
         if (run_dir / "checkpoints" / "last.pt").exists() or status == "interrupted":
@@ -135,6 +133,13 @@ def end_summary(summary: dict[str, Any], run_dir: Path, writes_files: bool = Tru
         _plain("summary", rows),
     )
     health_report(summary.get("health") or [])
+
+
+def command_line(overrides: list[str]) -> str:
+    """The command that re-runs a job with these overrides."""
+    # Sweep machinery is not part of a run: hparams_search only configures the sweeper.
+    kept = [o for o in overrides if not o.startswith(("hydra.", "hydra/", "hparams_search="))]
+    return "python -m trainer " + " ".join(shlex.quote(o) for o in kept)
 
 
 def health_report(findings: list[dict[str, Any]]) -> None:

@@ -1,20 +1,16 @@
-"""What one job does: validate the config, compose the objects it names, run the chosen mode.
+"""What one job does: validate the config, then run the chosen mode.
 
-data      = DataModule(instantiate(cfg.dataset), **cfg.data)     # split 70/15/15, standardise
-loss      = instantiate(cfg.loss)(task)                          # picks the output layout
-model     = instantiate(cfg.model, input_shape=..., num_outputs=...)
-trainer   = instantiate(cfg.trainer, model=..., loss=..., optimizer=instantiate(cfg.optimizer), ...)
-trainer.fit(data); trainer.test(data); trainer.finish()
-return the best monitored validation metric (what sweepers optimise)
+train:    trainer, data = build_trainer(cfg)    # build.py, the composition root
+          trainer.fit(data); trainer.test(data); trainer.finish()
+          return the best monitored validation metric (what sweepers optimise)
+test, predict: evaluate.py;  lr_find: lr_find.py
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shlex
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -29,13 +25,18 @@ def run(
     cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str]
 ) -> float | None:
     """Run one job; returns the best monitored validation metric (train and lr_find modes)."""
-    typed = validate(cfg)
-    # Resolve once, so that ${trainer.mode} in callbacks and schedulers agrees.
-    if cfg.trainer.mode == "auto":
-        from .metrics import metric_mode
+    from .argv import replayed
 
-        with open_dict(cfg):
-            cfg.trainer.mode = metric_mode(cfg.trainer.monitor)
+    if replayed:  # a resume replayed its run's saved overrides: a file, not the user's typing
+        from .trust import check_stored_config
+
+        check_stored_config(
+            OmegaConf.to_container(cfg),
+            source=str(replayed["source"]),
+            command_line=replayed["typed"],
+            trusted=bool(cfg.trainer.get("trust_checkpoint_code")),
+        )
+    typed = validate(cfg)  # (imports every _target_ it checks)
     _set_log_level(cfg.get("log_level", "INFO"))
     _reset_process_state(cfg)
     if cfg.get("print_config"):
@@ -50,168 +51,20 @@ def run(
     from .evaluate import evaluate_checkpoint, predict_csv
 
     if mode == "test":
-        return evaluate_checkpoint(cfg, run_dir)
-    return predict_csv(cfg, run_dir, typed["predict"])
-
-
-# ---------------------------------------------------------------------- building blocks
-def instantiate(node, key: str, **kwargs):
-    """Hydra's instantiate, with failures reported against the config key that caused them."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate as hydra_instantiate
-
-    try:
-        return hydra_instantiate(node, _convert_="all", **kwargs)
-    except InstantiationException as error:
-        cause = error.__cause__
-        if isinstance(cause, UserError):
-            raise cause from None
-        target = node.get("_target_") if hasattr(node, "get") else None
-        detail = (
-            f"{type(cause).__name__}: {cause}" if cause is not None else str(error).splitlines()[0]
-        )
-        raise UserError(
-            f"{key}: building {target} failed: {detail}. Check the {key} settings "
-            f"(`python -m trainer --cfg job` shows them).",
-            key=key,
-        ) from None
-
-
-def build_data(cfg: DictConfig):
-    """Instantiate the data set and split / standardise it."""
-    from .data import ArrayData, DataModule
-
-    source = instantiate(cfg.dataset, "dataset")
-    if not isinstance(source, ArrayData):
-        raise UserError(
-            f"dataset._target_={cfg.dataset._target_} returned {type(source).__name__}; a dataset "
-            "config must build trainer.data.ArrayData.",
-            key="dataset._target_",
-        )
-    data = cfg.data
-    return DataModule(
-        source,
-        split=tuple(data.split),
-        seed=data.seed,
-        standardize=data.standardize,
-        standardize_targets=data.standardize_targets,
-    )
-
-
-def build_model_and_loss(cfg: DictConfig, spec, class_counts, choices: dict[str, str]):
-    """The loss first: it decides how many outputs the model needs for this task."""
-    from .losses import build_loss, head_for
-
-    loss = build_loss(instantiate(cfg.loss, "loss"), spec.task, class_counts)
-    head = head_for(
-        loss,
-        spec.task,
-        spec.num_classes,
-        spec.num_targets,
-        choices.get("loss", "custom"),
-        choices.get("dataset", spec.name),
-    )
-    model = instantiate(
-        cfg.model, "model", input_shape=tuple(spec.input_shape), num_outputs=head.num_outputs
-    )
-    return model, loss, head
-
-
-def build_callbacks(cfg: DictConfig) -> tuple[dict, dict]:
-    callbacks = {
-        name: instantiate(node, f"callbacks.{name}")
-        for name, node in (cfg.get("callbacks") or {}).items()
-        if node is not None
-    }
-    loggers = {"tensorboard": instantiate(cfg.logger, "logger")} if cfg.get("logger") else {}
-    return callbacks, loggers
-
-
-def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str]):
-    """Everything for a training run, composed from the config."""
-    from .loop import seed_everything
-
-    seed_everything(cfg.trainer.seed)
-    if cfg.trainer.get("resume") == "auto":  # continue this run directory's own run if it has one
-        last = run_dir / "checkpoints" / "last.pt"
-        with open_dict(cfg):
-            cfg.trainer.resume = str(last) if last.is_file() else None
-    data = build_data(cfg)
-    model, loss, _ = build_model_and_loss(cfg, data.spec, data.class_counts(), choices)
-    callbacks, loggers = build_callbacks(cfg)
-    scheduler, interval = None, None
-    if cfg.get("scheduler"):
-        node = OmegaConf.to_container(cfg.scheduler, resolve=True)
-        interval = node.pop("interval", None)
-        node.pop("monitor", None)
-        scheduler = instantiate(node, "scheduler")
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    trainer = instantiate(
-        cfg.trainer,
-        "trainer",
-        model=model,
-        loss=loss,
-        optimizer=instantiate(cfg.optimizer, "optimizer"),
-        scheduler=scheduler,
-        scheduler_interval=interval,
-        callbacks=callbacks,
-        loggers=loggers,
-        decay_bias_and_norm=cfg.param_groups.decay_bias_and_norm,
-        module_lr=OmegaConf.to_container(cfg.param_groups.module_lr or OmegaConf.create({})),
-        run_dir=run_dir,
-    )
-    trainer.config = resolved  # (not through instantiate: it would build the _target_ nodes inside)
-    trainer.hparams = hyperparameters(cfg, choices, overrides)
-    trainer.hparams_varied = _varied_keys()
-    return trainer, data
-
-
-def hyperparameters(
-    cfg: DictConfig, choices: dict[str, str], overrides: list[str]
-) -> dict[str, Any]:
-    """Flat, readable hyper-parameters for TensorBoard's HParams table. What the command line set
-    (what a sweep varies) comes first: TensorBoard shows the first few columns by default."""
-    hp: dict[str, Any] = {}
-    for override in overrides:
-        key, _, value = override.lstrip("+~").partition("=")
-        if key and not key.startswith(("hydra", "experiment", "hparams_search")) and "/" not in key:
-            hp[key] = _scalar(OmegaConf.select(cfg, key, default=value))
-            if key in choices:
-                hp[key] = choices[key]
-    for group in ("optimizer", "scheduler", "model", "dataset", "loss"):
-        hp.setdefault(group, choices.get(group, "custom"))
-    for key in ("lr", "weight_decay", "momentum"):
-        if cfg.optimizer and key in cfg.optimizer:
-            hp.setdefault(f"optimizer.{key}", _scalar(cfg.optimizer[key]))
-    for key, value in (cfg.model or {}).items():
-        if not str(key).startswith("_"):
-            hp.setdefault(f"model.{key}", _scalar(value))
-    for key in ("batch_size", "max_epochs", "precision", "seed", "accumulate_grad_batches"):
-        hp.setdefault(f"trainer.{key}", _scalar(cfg.trainer[key]))
-    return hp
-
-
-def _varied_keys() -> set[str]:
-    """The overrides that name this job's directory: in a sweep, what varies between its jobs."""
-    from hydra.core.hydra_config import HydraConfig
-
-    try:
-        dirname = HydraConfig.get().job.override_dirname
-    except ValueError:  # not run by Hydra
-        return set()
-    return {item.split("=", 1)[0].lstrip("+~") for item in dirname.split(",") if "=" in item}
-
-
-def _scalar(value: Any) -> Any:
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return "null" if value is None else value
-    return str(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+        return evaluate_checkpoint(cfg, run_dir, overrides)
+    return predict_csv(cfg, run_dir, typed["predict"], overrides)
 
 
 # ---------------------------------------------------------------------- train
 def train(
     cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str]
 ) -> float | None:
+    from .build import build_trainer
+
+    if cfg.trainer.get("resume") == "auto":  # continue this run directory's own run if it has one
+        last = run_dir / "checkpoints" / "last.pt"
+        with open_dict(cfg):
+            cfg.trainer.resume = str(last) if last.is_file() else None
     trainer, data = build_trainer(cfg, run_dir, choices, overrides)
     try:
         trainer.setup(data)
@@ -222,7 +75,9 @@ def train(
         summary = trainer.finish()
     except BaseException as error:
         summary = trainer.finish(error=error)
-        if trainer.is_main_process and trainer.history:  # (a failed set-up: the error says it all)
+        if (
+            trainer.is_main_process and trainer.record.history
+        ):  # (a failed set-up: the error says it all)
             report.end_summary(summary, run_dir, trainer.writes_files)
         raise
     if trainer.is_main_process:
@@ -239,7 +94,8 @@ def start_rows(
     sizes = spec.sizes
     kind = spec.task if spec.task == "regression" else f"{spec.task}, {spec.num_classes} classes"
     shape = "x".join(map(str, spec.input_shape))
-    total, _, _ = summarize(trainer.unwrapped_model)
+    state, settings = trainer.state, trainer.settings
+    total, _, _ = summarize(state.model)
     opt = cfg.optimizer
     opt_text = (
         choices.get("optimizer", "custom")
@@ -252,8 +108,8 @@ def start_rows(
     )
     schedule = (
         "none"
-        if trainer.schedule is None
-        else f"{choices.get('scheduler', 'custom')} (steps every {trainer.schedule.interval})"
+        if state.schedule is None
+        else f"{choices.get('scheduler', 'custom')} (steps every {state.schedule.interval})"
     )
     rows = [
         (
@@ -263,47 +119,41 @@ def start_rows(
         ),
         (
             "model",
-            f"{choices.get('model', 'custom')} ({type(trainer.unwrapped_model).__name__}): {total:,} parameters",
+            f"{choices.get('model', 'custom')} ({type(state.model).__name__}): {total:,} parameters",
         ),
         (
             "loss",
             f"{type(trainer.loss_fn).__name__} ({choices.get('loss', 'custom')}), {trainer.head.num_outputs} output(s)",
         ),
-        ("optimizer", f"{opt_text} ({type(trainer.optimizer).__name__})"),
+        ("optimizer", f"{opt_text} ({type(state.optimizer).__name__})"),
         ("scheduler", schedule),
         (
             "training",
-            f"{trainer.max_epochs} epochs x {trainer.steps_per_epoch} steps, batch {trainer.batch_size}"
+            f"{settings.max_epochs} epochs x {state.steps_per_epoch} steps, "
+            f"batch {settings.batch_size}"
             + (
-                f" x {trainer.accumulate_grad_batches} accumulated"
-                if trainer.accumulate_grad_batches > 1
+                f" x {settings.accumulate_grad_batches} accumulated"
+                if settings.accumulate_grad_batches > 1
                 else ""
             )
-            + f", monitor {trainer.monitor} ({trainer.mode})",
+            + f", monitor {trainer.record.best.monitor} ({trainer.record.best.mode})",
         ),
         (
             "device",
             f"{trainer.device}"
             + (f" x {trainer.dist.world_size} processes (DDP)" if trainer.dist.active else "")
-            + f", precision {trainer.precision.name}, seed {trainer.seed}",
+            + f", precision {state.precision.name}, seed {settings.seed}",
         ),
         ("output", str(run_dir) if trainer.writes_files else "nothing is written (fast_dev_run)"),
     ]
-    if trainer.resumed_from:
+    if trainer.record.resumed_from:
         rows.append(
             (
                 "resumed",
-                f"{trainer.resumed_from} (epoch {trainer.epoch}, step {trainer.global_step})",
+                f"{trainer.record.resumed_from} (epoch {state.epoch}, step {state.global_step})",
             )
         )
     return rows
-
-
-def command_line(overrides: list[str]) -> str:
-    """The command that re-runs a job with these overrides."""
-    # Sweep machinery is not part of a run: hparams_search only configures the sweeper.
-    kept = [o for o in overrides if not o.startswith(("hydra.", "hydra/", "hparams_search="))]
-    return "python -m trainer " + " ".join(shlex.quote(o) for o in kept)
 
 
 # ---------------------------------------------------------------------- per-job process settings

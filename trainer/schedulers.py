@@ -72,6 +72,16 @@ class Schedule:
         self.interval = interval
         self.on_metric = isinstance(scheduler, ReduceLROnPlateau)
 
+    def after_step(self) -> None:
+        """After every optimizer step."""
+        if self.interval == "step":
+            self.scheduler.step()
+
+    def after_epoch(self, monitored: float) -> None:
+        """After every epoch's validation; plateau schedulers read the monitored metric."""
+        if self.interval == "epoch":
+            self.scheduler.step(monitored) if self.on_metric else self.scheduler.step()
+
     def state_dict(self) -> dict:
         return self.scheduler.state_dict()
 

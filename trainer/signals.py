@@ -10,10 +10,12 @@ training starts stops the run at its first step.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import signal
 import threading
 
-received: list[str] = []
+received: list[str] = []  # SIGTERMs deferred by sigterm_deferred()
 
 
 def _record(signum, frame) -> None:
@@ -31,3 +33,41 @@ def sigterm_deferred():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class StopSignals:
+    """While training: SIGINT, SIGTERM and SIGHUP ask the run to finish the current optimizer
+    step, save and stop (`received` names the signal); a second SIGINT aborts at once."""
+
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = name
+        if os.environ.get("RANK", "0") == "0":  # one warning for a DDP job: rank 0's
+            logging.getLogger("trainer").warning(
+                "%s received: stopping after the current step and saving checkpoints/last.pt "
+                "(Ctrl-C again to abort at once)",
+                name,
+            )
+
+    def __enter__(self) -> StopSignals:
+        if received:  # a SIGTERM arrived before training began
+            self.received = received[-1]
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                number = getattr(signal, name, None)
+                if number is not None:
+                    self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}

@@ -71,7 +71,7 @@ def _varying(all_overrides: list[list[str]]) -> set[str]:
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job directory (a folder with a .hydra/ inside), in job order."""
-    from .run import command_line
+    from .report import command_line
 
     job_dirs = sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=_job_number)
     all_overrides = [_overrides(d) for d in job_dirs]

@@ -1,13 +1,23 @@
-"""The callback protocol: hooks the Trainer calls at named points of its loop."""
+"""The callback protocol: hooks the Trainer calls at named points of its loop.
+
+Every hook receives the run's `RunContext` (see trainer/context.py): `state` (model, optimizer,
+epoch, global_step), `record` (history, best epoch, status), `data`, `predictions`, `config`,
+`run_dir`, `files`, `is_main_process`, and three actions: `checkpoint()`, `request_stop(reason)`,
+`log_step(metrics)`. That is all a callback gets of the Trainer.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from ..best import resolve_mode
+from ..errors import UserError
 
 if TYPE_CHECKING:
     import torch
 
-    from ..loop import Trainer
+    from ..context import RunContext
 
 
 class Callback:
@@ -24,44 +34,50 @@ class Callback:
         on_fit_end
     then `test`: on_test_start, on_test_end(metrics); a run ends with on_run_end(summary).
     on_exception(error) is called when fit stops on an exception or a signal.
+    A callback with a `grad_norm_every_n_steps` attribute > 0 asks the loop to measure the
+    gradient norm that often (`run.state.grad_norm`; the epoch mean is logged as `grad_norm`).
     """
 
-    def on_fit_start(self, trainer: Trainer) -> None: ...
+    def on_fit_start(self, run: RunContext) -> None: ...
 
-    def on_train_epoch_start(self, trainer: Trainer) -> None: ...
+    def on_train_epoch_start(self, run: RunContext) -> None: ...
 
-    def on_train_batch_start(self, trainer: Trainer, batch_idx: int) -> None: ...
+    def on_train_batch_start(self, run: RunContext, batch_idx: int) -> None: ...
 
-    def on_after_backward(self, trainer: Trainer) -> None: ...
+    def on_after_backward(self, run: RunContext) -> None: ...
 
-    def on_before_optimizer_step(self, trainer: Trainer) -> None:
+    def on_before_optimizer_step(self, run: RunContext) -> None:
         """Gradients are complete and unscaled (AMP), before clipping and the step."""
 
-    def on_train_batch_end(self, trainer: Trainer, batch_idx: int, loss: torch.Tensor) -> None:
+    def on_train_batch_end(self, run: RunContext, batch_idx: int, loss: torch.Tensor) -> None:
         """`loss` is the detached batch loss on the device; reading it (`.item()`) synchronises."""
 
-    def on_validation_start(self, trainer: Trainer) -> None: ...
+    def on_validation_start(self, run: RunContext) -> None: ...
 
-    def on_validation_end(self, trainer: Trainer, metrics: dict[str, float]) -> None: ...
+    def on_validation_end(self, run: RunContext, metrics: dict[str, float]) -> None: ...
 
-    def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
-        """After training and validation. `logs` holds the epoch's metrics ('loss/train',
-        'accuracy/val', ...); a callback may add entries for the loggers that follow it."""
+    def on_epoch_end(self, run: RunContext, logs: dict[str, float]) -> None:
+        """After training and validation, with the epoch in `run.record` already. `logs` holds
+        the epoch's metrics ('loss/train', 'accuracy/val', ...); a callback may add entries for
+        the loggers that follow it."""
 
-    def on_fit_end(self, trainer: Trainer) -> None: ...
+    def on_fit_end(self, run: RunContext) -> None: ...
 
-    def on_test_start(self, trainer: Trainer) -> None: ...
+    def on_test_start(self, run: RunContext) -> None: ...
 
-    def on_test_end(self, trainer: Trainer, metrics: dict[str, float]) -> None: ...
+    def on_test_end(self, run: RunContext, metrics: dict[str, float]) -> None: ...
 
-    def on_run_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
+    def on_run_end(self, run: RunContext, summary: dict[str, Any]) -> None:
         """The run is over (completed, stopped, interrupted or failed); `summary` is metrics.json."""
 
-    def on_save_checkpoint(self, trainer: Trainer, checkpoint: dict) -> None: ...
+    def on_save_checkpoint(self, run: RunContext, checkpoint: dict) -> None: ...
 
-    def on_load_checkpoint(self, trainer: Trainer, checkpoint: dict) -> None: ...
+    def on_load_checkpoint(self, run: RunContext, checkpoint: dict) -> None: ...
 
-    def on_exception(self, trainer: Trainer, error: BaseException) -> None: ...
+    def on_exception(self, run: RunContext, error: BaseException) -> None: ...
+
+    def log_step(self, run: RunContext, metrics: dict[str, float]) -> None:
+        """Loggers only: per-step values another callback sent with `run.log_step`."""
 
     def state_dict(self) -> dict:
         return {}
@@ -80,3 +96,37 @@ PER_BATCH_HOOKS = (
 def overrides(callback: Callback, hook: str) -> bool:
     """Whether `callback` implements `hook` (the loop only calls per-batch hooks that do)."""
     return getattr(type(callback), hook, None) is not getattr(Callback, hook)
+
+
+def named_callbacks(callbacks) -> dict[str, Callback]:
+    """Callbacks by name: a mapping as given, a list named by class (EarlyStopping, ...)."""
+    if callbacks is None:
+        return {}
+    if isinstance(callbacks, Mapping):
+        return {str(k): v for k, v in callbacks.items() if v is not None}
+    named: dict[str, Callback] = {}
+    for cb in callbacks:
+        name = type(cb).__name__
+        named[name if name not in named else f"{name}_{len(named)}"] = cb
+    return named
+
+
+def same_monitor(callback: str, run: RunContext, monitor: str | None, mode: str | None) -> None:
+    """A callback's own monitor/mode, if given, must be the run's: one metric picks the best
+    epoch for early stopping, checkpoints and the summary alike."""
+    best = run.record.best
+    if monitor is not None and monitor != best.monitor:
+        raise UserError(
+            f"callbacks.{callback}.monitor='{monitor}' differs from trainer.monitor="
+            f"'{best.monitor}': one metric picks the best epoch for early stopping, checkpoints "
+            f"and the summary. Set trainer.monitor={monitor} instead (and leave "
+            f"callbacks.{callback}.monitor null).",
+            key=f"callbacks.{callback}.monitor",
+        )
+    if mode is not None and resolve_mode(best.monitor, mode) != best.mode:
+        raise UserError(
+            f"callbacks.{callback}.mode='{mode}' differs from the run's mode '{best.mode}' for "
+            f"{best.monitor}. Set trainer.mode={mode} instead (and leave callbacks.{callback}.mode "
+            "null).",
+            key=f"callbacks.{callback}.mode",
+        )

@@ -49,10 +49,10 @@ class ProgressBar(Callback):
         self.bars = bars  # auto (when the terminal is interactive) | always | never
         self._progress = None
 
-    def on_fit_start(self, trainer) -> None:
+    def on_fit_start(self, run) -> None:
         from .. import console
 
-        self._active = trainer.is_main_process
+        self._active = run.is_main_process
         self._best_value = None
         if not self._active:
             return
@@ -77,47 +77,47 @@ class ProgressBar(Callback):
             )
             self._progress.start()
             self._epochs = self._progress.add_task(
-                "epochs", total=trainer.max_epochs, completed=trainer.epoch, info=""
+                "epochs", total=run.record.max_epochs, completed=run.state.epoch, info=""
             )
             self._batches = self._progress.add_task(
-                "batches", total=len(trainer.train_batches), info=""
+                "batches", total=run.state.batches_per_epoch, info=""
             )
             self._next_refresh = 0.0
 
-    def on_train_epoch_start(self, trainer) -> None:
+    def on_train_epoch_start(self, run) -> None:
         if self._progress is not None:
             self._progress.reset(
                 self._batches,
-                total=len(trainer.train_batches),
-                description=f"epoch {trainer.epoch}",
+                total=run.state.batches_per_epoch,
+                description=f"epoch {run.state.epoch}",
                 info="",
             )
 
-    def on_train_batch_end(self, trainer, batch_idx, loss) -> None:
+    def on_train_batch_end(self, run, batch_idx, loss) -> None:
         if self._progress is None:
             return
         now = time.monotonic()
         if now >= self._next_refresh:  # reading the loss synchronises: only at the refresh rate
             self._next_refresh = now + self.refresh_s
-            lr = trainer.optimizer.param_groups[0]["lr"]
+            lr = run.state.optimizer.param_groups[0]["lr"]
             self._progress.update(
                 self._batches,
                 completed=batch_idx + 1,
                 info=f"loss {loss.float().item():.4f}  lr {lr:.2e}",
             )
 
-    def on_epoch_end(self, trainer, logs) -> None:
+    def on_epoch_end(self, run, logs) -> None:
         if not self._active:
             return
         from .. import console
 
-        best = trainer.best.get("epoch") == trainer.epoch
-        line = epoch_line(logs, trainer.max_epochs, trainer.monitor, best)
+        best, epoch = run.record.best, run.state.epoch
+        line = epoch_line(logs, run.record.max_epochs, best.monitor, best.epoch == epoch)
         if self._progress is not None:
             self._progress.update(
                 self._epochs,
-                completed=trainer.epoch,
-                info=f"{trainer.monitor} {_fmt(logs.get(trainer.monitor))}",
+                completed=epoch,
+                info=f"{best.monitor} {_fmt(logs.get(best.monitor))}",
             )
             self._progress.console.print(line, markup=False, soft_wrap=True)
         else:  # a log file or a pipe: plain text, flushed so that the line shows up now
@@ -131,8 +131,8 @@ class ProgressBar(Callback):
             self._progress.stop()
             self._progress = None
 
-    def on_fit_end(self, trainer) -> None:
+    def on_fit_end(self, run) -> None:
         self._close()
 
-    def on_exception(self, trainer, error) -> None:
+    def on_exception(self, run, error) -> None:
         self._close()

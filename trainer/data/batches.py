@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import torch
 
+from ..settings import TrainerSettings, batch_limit
+
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -103,3 +105,61 @@ class EvalBatches:
                 self.x[b * self.batch_size : (b + 1) * self.batch_size],
                 self.y[b * self.batch_size : (b + 1) * self.batch_size],
             )
+
+
+def training_batches(
+    x: torch.Tensor, y: torch.Tensor, settings: TrainerSettings, rank: int = 0, world_size: int = 1
+) -> TensorBatches:
+    """The training batches a run's settings ask for (TrainerSettings: batch size, seed,
+    overfit_batches, fast_dev_run, limit_train_batches)."""
+    if settings.overfit_batches:  # the same first N batches every epoch, no shuffle
+        return TensorBatches(
+            x,
+            y,
+            settings.batch_size,
+            shuffle=False,
+            rank=rank,
+            world_size=world_size,
+            limit=settings.overfit_batches,
+        )
+    batches = TensorBatches(
+        x, y, settings.batch_size, seed=settings.seed, rank=rank, world_size=world_size
+    )
+    limit = (
+        1
+        if settings.fast_dev_run
+        else batch_limit(settings.limit_train_batches, len(batches), "trainer.limit_train_batches")
+    )
+    if limit is not None:
+        batches.num_batches = min(batches.num_batches, limit)
+    return batches
+
+
+def evaluation_batches(
+    tensors: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    split: str,
+    settings: TrainerSettings,
+    rank: int = 0,
+    world_size: int = 1,
+) -> EvalBatches:
+    """A split's evaluation batches; with overfit_batches, validation uses the training batches."""
+    x, y = tensors[split]
+    if settings.overfit_batches and split == "val":
+        x, y = tensors["train"]
+        n = min(len(x), settings.overfit_batches * settings.batch_size)
+        x, y = x[:n], y[:n]
+    batches = EvalBatches(x, y, settings.eval_batch_size, rank=rank, world_size=world_size)
+    if settings.overfit_batches and split == "val":
+        return batches
+    limit = (
+        1
+        if settings.fast_dev_run
+        else batch_limit(
+            settings.limit_val_batches if split == "val" else None,
+            len(batches),
+            f"trainer.limit_{split}_batches",
+        )
+    )
+    if limit is not None:
+        batches.num_batches = min(batches.num_batches, limit)
+    return batches

@@ -254,6 +254,6 @@ def load_csv(
         name=Path(path).stem,
         feature_names=feature_names_of(columns),
         class_names=class_names,
-        target_names=[target] if task == "regression" else None,
+        target_names=[target],  # the column predict.input may hold the answers in
         columns=columns,
     )

@@ -1,0 +1,56 @@
+"""Which epoch was best: one tracker of the monitored metric, read by early stopping, the
+checkpoints, the run record and the summary alike, so they can never disagree."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+LARGER_IS_BETTER = ("accuracy", "r2")
+
+
+def resolve_mode(monitor: str, mode: str = "auto") -> str:
+    """'min' or 'max' for a metric; `auto` is max for accuracy and r2, min otherwise."""
+    if mode != "auto":
+        return mode
+    return "max" if str(monitor).split("/")[0] in LARGER_IS_BETTER else "min"
+
+
+class BestEpoch:
+    """The best epoch so far of `monitor` (strictly better counts; NaN never does)."""
+
+    def __init__(self, monitor: str = "loss/val", mode: str = "auto") -> None:
+        self.monitor = monitor
+        self.mode = resolve_mode(monitor, mode)
+        self.epoch: int | None = None
+        self.value: float | None = None
+        self.metrics: dict[str, float] = {}
+
+    def better(self, value: float, reference: float | None, min_delta: float = 0.0) -> bool:
+        """Whether `value` beats `reference` by more than `min_delta`."""
+        if not math.isfinite(value):
+            return False
+        if reference is None:
+            return True
+        if self.mode == "min":
+            return value < reference - min_delta
+        return value > reference + min_delta
+
+    def update(self, epoch: int, logs: dict[str, float]) -> bool:
+        """Record an epoch's logs; True when it is the new best."""
+        value = logs.get(self.monitor)
+        if value is None or not self.better(value, self.value):
+            return False
+        self.epoch, self.value = epoch, value
+        self.metrics = {k: v for k, v in logs.items() if k.endswith(("/val", "/train"))}
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        """As metrics.json and checkpoints store it: {} until an epoch has a finite value."""
+        if self.epoch is None:
+            return {}
+        return {"epoch": self.epoch, "value": self.value, "metrics": dict(self.metrics)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.value = state.get("epoch"), state.get("value")
+        self.metrics = dict(state.get("metrics") or {})

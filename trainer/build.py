@@ -1,0 +1,194 @@
+"""The composition root: the only place that turns a composed config into objects.
+
+    data      = DataModule(instantiate(cfg.dataset), **cfg.data)     # split 70/15/15, standardise
+    loss      = instantiate(cfg.loss)(task)                          # picks the output layout
+    model     = instantiate(cfg.model, input_shape=..., num_outputs=...)
+    callbacks = {name: instantiate(node)}, loggers = {tensorboard: instantiate(cfg.logger)}
+    trainer   = instantiate(cfg.trainer, model=..., loss=..., optimizer=instantiate(cfg.optimizer), ...)
+
+The parts are built in dependency order: the data first (its sizes and task shape the loss and
+the model), the loss before the model (it decides how many outputs the model needs), the
+optimizer and scheduler as factories (the Trainer calls them once the model is on its device).
+A config read from a file (a checkpoint) is checked by `stored_config` before anything in it
+is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from .context import RunConfig
+from .errors import UserError
+
+
+def instantiate(node, key: str, **kwargs):
+    """Hydra's instantiate, with failures reported against the config key that caused them."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    try:
+        return hydra_instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        target = node.get("_target_") if hasattr(node, "get") else None
+        detail = (
+            f"{type(cause).__name__}: {cause}" if cause is not None else str(error).splitlines()[0]
+        )
+        raise UserError(
+            f"{key}: building {target} failed: {detail}. Check the {key} settings "
+            f"(`python -m trainer --cfg job` shows them).",
+            key=key,
+        ) from None
+
+
+def stored_config(config: dict, cfg: DictConfig, source: str, overrides: list[str]) -> DictConfig:
+    """A config read from `source` (a checkpoint), as a DictConfig, once every `_target_` in it
+    is one this tool may build: its own, torch's, or one the user trusts (see trust.py)."""
+    from .trust import check_stored_config
+
+    check_stored_config(
+        config,
+        source=source,
+        command_line=overrides,
+        trusted=bool(cfg.trainer.get("trust_checkpoint_code")),
+    )
+    return OmegaConf.create(config)
+
+
+def build_data(cfg: DictConfig):
+    """Instantiate the data set and split / standardise it."""
+    from .data import ArrayData, DataModule
+
+    source = instantiate(cfg.dataset, "dataset")
+    if not isinstance(source, ArrayData):
+        raise UserError(
+            f"dataset._target_={cfg.dataset._target_} returned {type(source).__name__}; a dataset "
+            "config must build trainer.data.ArrayData.",
+            key="dataset._target_",
+        )
+    data = cfg.data
+    return DataModule(
+        source,
+        split=tuple(data.split),
+        seed=data.seed,
+        standardize=data.standardize,
+        standardize_targets=data.standardize_targets,
+    )
+
+
+def build_model_and_loss(cfg: DictConfig, spec, class_counts, choices: dict[str, str]):
+    """The loss first: it decides how many outputs the model needs for this task."""
+    from .losses import build_loss, head_for
+
+    loss = build_loss(instantiate(cfg.loss, "loss"), spec.task, class_counts)
+    head = head_for(
+        loss,
+        spec.task,
+        spec.num_classes,
+        spec.num_targets,
+        choices.get("loss", "custom"),
+        choices.get("dataset", spec.name),
+    )
+    model = instantiate(
+        cfg.model, "model", input_shape=tuple(spec.input_shape), num_outputs=head.num_outputs
+    )
+    return model, loss, head
+
+
+def build_callbacks(cfg: DictConfig) -> tuple[dict, dict]:
+    callbacks = {
+        name: instantiate(node, f"callbacks.{name}")
+        for name, node in (cfg.get("callbacks") or {}).items()
+        if node is not None
+    }
+    loggers = {"tensorboard": instantiate(cfg.logger, "logger")} if cfg.get("logger") else {}
+    return callbacks, loggers
+
+
+def build_scheduler(cfg: DictConfig) -> tuple[Any, str | None]:
+    """The scheduler factory and when it steps (null: the scheduler's own way)."""
+    if not cfg.get("scheduler"):
+        return None, None
+    node = OmegaConf.to_container(cfg.scheduler, resolve=True)
+    interval = node.pop("interval", None)
+    node.pop("monitor", None)
+    return instantiate(node, "scheduler"), interval
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str]):
+    """Everything for a training run, composed from the config: (trainer, data)."""
+    from .devices import seed_everything
+
+    seed_everything(cfg.trainer.seed)
+    data = build_data(cfg)
+    model, loss, _ = build_model_and_loss(cfg, data.spec, data.class_counts(), choices)
+    callbacks, loggers = build_callbacks(cfg)
+    scheduler, interval = build_scheduler(cfg)
+    trainer = instantiate(
+        cfg.trainer,
+        "trainer",
+        model=model,
+        loss=loss,
+        optimizer=instantiate(cfg.optimizer, "optimizer"),
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        callbacks=callbacks,
+        loggers=loggers,
+        decay_bias_and_norm=cfg.param_groups.decay_bias_and_norm,
+        module_lr=OmegaConf.to_container(cfg.param_groups.module_lr or OmegaConf.create({})),
+        run_dir=run_dir,
+    )
+    # (not through instantiate, which would build the _target_ nodes inside the config)
+    trainer.config = RunConfig(
+        resolved=OmegaConf.to_container(cfg, resolve=True),
+        hparams=hyperparameters(cfg, choices, overrides),
+        varied=_varied_keys(),
+    )
+    return trainer, data
+
+
+def hyperparameters(
+    cfg: DictConfig, choices: dict[str, str], overrides: list[str]
+) -> dict[str, Any]:
+    """Flat, readable hyper-parameters for TensorBoard's HParams table. What the command line set
+    (what a sweep varies) comes first: TensorBoard shows the first few columns by default."""
+    hp: dict[str, Any] = {}
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key and not key.startswith(("hydra", "experiment", "hparams_search")) and "/" not in key:
+            hp[key] = _scalar(OmegaConf.select(cfg, key, default=value))
+            if key in choices:
+                hp[key] = choices[key]
+    for group in ("optimizer", "scheduler", "model", "dataset", "loss"):
+        hp.setdefault(group, choices.get(group, "custom"))
+    for key in ("lr", "weight_decay", "momentum"):
+        if cfg.optimizer and key in cfg.optimizer:
+            hp.setdefault(f"optimizer.{key}", _scalar(cfg.optimizer[key]))
+    for key, value in (cfg.model or {}).items():
+        if not str(key).startswith("_"):
+            hp.setdefault(f"model.{key}", _scalar(value))
+    for key in ("batch_size", "max_epochs", "precision", "seed", "accumulate_grad_batches"):
+        hp.setdefault(f"trainer.{key}", _scalar(cfg.trainer[key]))
+    return hp
+
+
+def _varied_keys() -> set[str]:
+    """The overrides that name this job's directory: in a sweep, what varies between its jobs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        dirname = HydraConfig.get().job.override_dirname
+    except ValueError:  # not run by Hydra
+        return set()
+    return {item.split("=", 1)[0].lstrip("+~") for item in dirname.split(",") if "=" in item}
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return "null" if value is None else value
+    return str(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)

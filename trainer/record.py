@@ -1,0 +1,165 @@
+"""The run's record: status, history, the best epoch, test results. What metrics.json says,
+and what a checkpoint carries so that a resumed run's record continues where it stopped."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .best import BestEpoch
+from .errors import TrainingInterrupted, describe
+from .files import BackgroundWriter, write_json
+from .settings import TrainerSettings
+
+SUMMARY_EVERY_S = 2.0  # metrics.json is rewritten at most this often while training
+
+
+class RunRecord:
+    """What happened in a run. `summary()` is metrics.json; `progress()` goes into checkpoints."""
+
+    def __init__(self, run_dir: Path, settings: TrainerSettings) -> None:
+        self.run_dir = Path(run_dir)
+        self.best = BestEpoch(settings.monitor, settings.mode)
+        self.max_epochs = settings.max_epochs
+        self.status = "created"
+        self.stop_reason: str | None = None
+        self.should_stop = False  # a callback asked to stop after this epoch
+        self.error: str | None = None
+        self.history: list[dict[str, float]] = []
+        self.test: dict[str, float] | None = None
+        self.tested_on: str | None = None
+        self.restored: str | None = None
+        self.weights_epoch: int | None = None  # set when the model holds an earlier epoch's weights
+        self.skipped_steps = 0
+        self.nonfinite: dict | None = None
+        self.resumed_from: str | None = None
+        self.global_step = 0
+        self.environment: dict | None = None
+        self.dataset: dict | None = None
+        self._started = time.time()
+        self._session_start = self._started
+        self._wall_time_before = 0.0
+        self._written = -1e9  # time.monotonic() of the last metrics.json write
+
+    def describe_setup(self, device, precision: str, processes: int, spec) -> None:
+        """Where the run trains and on what data (metrics.json's environment and dataset)."""
+        import torch
+
+        self.environment = {
+            "device": str(device),
+            "precision": precision,
+            "processes": processes,
+            "torch_threads": torch.get_num_threads(),
+            "torch": str(torch.__version__),
+        }
+        self.dataset = {
+            "name": spec.name,
+            "task": spec.task,
+            "sizes": spec.sizes,
+            "num_classes": spec.num_classes,
+        }
+
+    # -- as the run goes
+    def start(self) -> None:
+        self.status = "running"
+        self._session_start = time.time()
+
+    def add_epoch(self, logs: dict[str, float], global_step: int) -> bool:
+        """Append an epoch's logs; True when it is the best epoch so far."""
+        self.history.append(logs)
+        self.global_step = global_step
+        return self.best.update(int(logs["epoch"]), logs)
+
+    def request_stop(self, reason: str) -> None:
+        self.should_stop, self.stop_reason = True, reason
+
+    def stopped(self) -> None:
+        """fit() ended normally: early, or at max_epochs."""
+        self.status = "stopped_early" if self.should_stop else "completed"
+        if not self.should_stop:
+            self.stop_reason = f"reached trainer.max_epochs={self.max_epochs}"
+
+    def failed(self, error: BaseException, epoch: int) -> None:
+        if isinstance(error, TrainingInterrupted):
+            self.status = "interrupted"
+            self.stop_reason = f"interrupted by {error.signal_name} in epoch {epoch}"
+        elif isinstance(error, KeyboardInterrupt):
+            self.status = "interrupted"
+        else:
+            self.status = "failed"
+            self.error = self.error or describe(error)
+
+    def note_restored(self, epoch: int, text: str) -> None:
+        """The model now holds the weights of an earlier epoch (early stopping restored them)."""
+        self.restored, self.weights_epoch = text, epoch
+        if self.stop_reason:
+            self.stop_reason = f"{self.stop_reason}; restored epoch {epoch}"
+
+    def wall_time(self) -> float:
+        return self._wall_time_before + (time.time() - self._session_start)
+
+    # -- files
+    def write(self, files: BackgroundWriter | None, force: bool = False) -> None:
+        """Queue metrics.json (at most every SUMMARY_EVERY_S unless forced; never on other ranks)."""
+        now = time.monotonic()
+        if files is not None and (force or now - self._written >= SUMMARY_EVERY_S):
+            self._written = now
+            files.submit(write_json, self.summary(), self.run_dir / "metrics.json")
+
+    def progress(self) -> dict[str, Any]:
+        """The part of the record a checkpoint carries."""
+        return {
+            "best": self.best.state_dict(),
+            "skipped_steps": self.skipped_steps,
+            "wall_time_s": self.wall_time(),
+            "stop_reason": self.stop_reason,
+            "should_stop": self.should_stop,
+            "history": self.history,
+        }
+
+    def load_progress(self, progress: dict[str, Any]) -> None:
+        self.history = list(progress["history"])
+        self.best.load_state_dict(progress["best"])
+        self.skipped_steps = progress["skipped_steps"]
+        self._wall_time_before = progress["wall_time_s"]
+        self.stop_reason, self.should_stop = progress["stop_reason"], progress["should_stop"]
+
+    def summary(self) -> dict[str, Any]:
+        """The run's record, as written to metrics.json."""
+        last = self.history[-1] if self.history else {}
+        return {
+            "status": self.status,
+            "stop_reason": self.stop_reason,
+            "error": self.error,
+            "monitor": self.best.monitor,
+            "mode": self.best.mode,
+            "best_val_metric": self.best.value,
+            "best_epoch": self.best.epoch,
+            "best": dict(self.best.metrics),
+            "restored": self.restored,
+            "final": {
+                split: {k.rsplit("/", 1)[0]: v for k, v in last.items() if k.endswith("/" + split)}
+                for split in ("train", "val")
+            },
+            "test": self.test,
+            "tested_on": self.tested_on,
+            "epochs_run": len(self.history),
+            "max_epochs": self.max_epochs,
+            "global_step": self.global_step,
+            "skipped_steps": self.skipped_steps,
+            "nonfinite": self.nonfinite,
+            "wall_time_s": round(self.wall_time(), 3),
+            "started_at": _iso(self._started),
+            "updated_at": _iso(time.time()),
+            "resumed_from": self.resumed_from,
+            "run_dir": str(self.run_dir),
+            "environment": self.environment,
+            "dataset": self.dataset,
+            "history": self.history,
+        }
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")

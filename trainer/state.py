@@ -1,0 +1,104 @@
+"""The training state: everything that continues a run exactly, and nothing else.
+
+The model's weights, the optimizer, the learning-rate schedule, the loss scaler, the counters
+and the random number generators. A checkpoint holds it beside the run record and the
+callbacks' state (see `Trainer.checkpoint`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
+from .precision import Precision
+from .schedulers import Schedule
+
+
+class TrainingState:
+    """Model (unwrapped: never the DDP wrapper), optimizer, schedule, precision and counters."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None,
+        schedule: Schedule | None,
+        precision: Precision,
+        batches_per_epoch: int = 0,
+        steps_per_epoch: int = 0,
+    ) -> None:
+        self.model = model
+        self.optimizer, self.schedule = optimizer, schedule
+        self.precision = precision
+        self.batches_per_epoch, self.steps_per_epoch = batches_per_epoch, steps_per_epoch
+        self.epoch = 0  # the epoch in progress or last completed (1-based)
+        self.global_step = 0  # optimizer steps taken
+        self.batches_done = 0  # batches of the current epoch done (for a mid-epoch resume)
+        self.epoch_complete = True
+        self.grad_norm: torch.Tensor | None = None  # of the last step where it was measured
+
+    def start_epoch(self) -> None:
+        self.epoch += 1
+        self.batches_done = 0
+        self.epoch_complete = False
+
+    def position(self) -> str:
+        """Where the run stands: 'epoch 3 complete, step 66' or 'epoch 4, after batch 7, ...'."""
+        if self.epoch_complete:
+            return f"epoch {self.epoch} complete, step {self.global_step}"
+        return f"epoch {self.epoch}, after batch {self.batches_done}, step {self.global_step}"
+
+    def learning_rates(self) -> dict[str, float]:
+        """`lr` (the default parameter group's, i.e. optimizer.lr as scheduled: the same tag in
+        every run of a sweep), and `lr/<group>` for each group when there are several."""
+        groups = self.optimizer.param_groups
+        main = next((g for g in groups if g.get("name") == "default"), groups[0])
+        rates = {"lr": float(main["lr"])}
+        if len(groups) > 1:
+            rates |= {f"lr/{g.get('name', i)}": float(g["lr"]) for i, g in enumerate(groups)}
+        return rates
+
+    def state_dict(self) -> dict[str, Any]:
+        """Live references (the caller snapshots them before training goes on)."""
+        return {
+            "epoch": self.epoch,
+            "epoch_complete": self.epoch_complete,
+            "batches_done": self.batches_done,
+            "global_step": self.global_step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.schedule is None else self.schedule.state_dict(),
+            "precision": self.precision.state_dict(),
+        }
+
+    def checkpoint(self, dist, **parts: Any) -> dict[str, Any]:
+        """A checkpoint's content: the format, this state, every process's random number
+        generators (collective under DDP) and the run's other `parts` (callbacks, record, ...)."""
+        from . import __version__
+
+        return {
+            "format": CHECKPOINT_FORMAT,
+            **self.state_dict(),
+            "callbacks": parts.pop("callbacks"),
+            "train_metrics": parts.pop("train_metrics"),
+            "rng": dist.all_gather_object(rng_state()),
+            **parts,
+            "versions": {"trainer": __version__, "torch": str(torch.__version__)},
+        }
+
+    def restore(self, checkpoint: dict[str, Any], rank: int = 0) -> None:
+        """This state from a checkpoint, with this process's random number generators."""
+        self.load_state_dict(checkpoint)
+        rng = checkpoint["rng"]
+        set_rng_state(rng[rank] if rank < len(rng) else rng[0])
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None and state["scheduler"] is not None:
+            self.schedule.load_state_dict(state["scheduler"])
+        self.precision.load_state_dict(state["precision"])
+        self.epoch, self.global_step = state["epoch"], state["global_step"]
+        self.epoch_complete, self.batches_done = state["epoch_complete"], state["batches_done"]

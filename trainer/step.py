@@ -1,0 +1,162 @@
+"""The training step: what happens between two optimizer steps, used by `Trainer.fit` and by
+the learning-rate range test alike.
+
+    zero_grad -> per micro-batch: forward (autocast) -> loss -> backward (scaled)
+              -> unscale -> (measure, clip) -> non-finite policy -> optimizer step
+
+Accumulation: `accumulate` micro-batches make one optimizer step, each counted by its share of
+the step's samples (and under DDP of the global batch), with DDP's gradient all-reduce only on
+the last one. Nothing here reads a value back to the host, except where `on_nonfinite=skip`
+must decide about this very step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from .data.batches import TensorBatches
+from .errors import NonFiniteError
+from .precision import Precision
+
+
+class TrainStep:
+    """Forward/backward of micro-batches and the optimizer step, with the run's numerics."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        precision: Precision,
+        *,
+        accumulate: int = 1,
+        clip_norm: float | None = None,
+        clip_value: float | None = None,
+        skip_nonfinite: bool = False,
+        ddp: bool = False,
+        world_size: int = 1,
+    ) -> None:
+        self.model, self.loss_fn = model, loss_fn
+        self.optimizer, self.precision = optimizer, precision
+        unwrapped = model.module if ddp else model
+        self.params = [p for p in unwrapped.parameters() if p.requires_grad]
+        self.accumulate, self.clip_norm, self.clip_value = accumulate, clip_norm, clip_value
+        self.skip_nonfinite = skip_nonfinite
+        self.ddp, self.world_size = ddp, world_size
+        self._autocast = precision.autocast()  # re-entered every batch (a no-op at fp32)
+        self._group_samples: list[int] = []
+        self._foreach = None  # clip_grad_norm_'s foreach (not on mps)
+        self.last_norm: torch.Tensor | None = None  # of the last step that measured it
+        self.start_epoch(None)
+
+    def start_epoch(self, batches: TensorBatches | None) -> None:
+        """Reset the epoch's gradient-norm sum; plan the samples in each optimizer step."""
+        self.norm_sum: torch.Tensor | float = 0.0
+        self.norm_count = 0
+        if batches is not None:
+            sizes, k = batches.global_sizes(), self.accumulate
+            self._group_samples = [sum(sizes[i : i + k]) for i in range(0, len(sizes), k)]
+            self.num_batches = len(batches)
+
+    def starts_group(self, batch_idx: int) -> bool:
+        return batch_idx % self.accumulate == 0
+
+    def ends_group(self, batch_idx: int) -> bool:
+        return (batch_idx + 1) % self.accumulate == 0 or batch_idx + 1 == self.num_batches
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def forward_backward(
+        self, x: torch.Tensor, y: torch.Tensor, batch_idx: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One micro-batch; returns its (detached) loss and outputs."""
+        with self._forward_context(self.ends_group(batch_idx)):
+            outputs = self.model(x)
+            loss = self.loss_fn(outputs, y)
+        share = len(x) * self.world_size / self._group_samples[batch_idx // self.accumulate]
+        self.precision.backward(loss if share == 1.0 else loss * share)
+        return loss.detach(), outputs.detach()
+
+    def unscale(self) -> None:
+        """True gradients (unscaled under fp16) before anything reads or clips them."""
+        self.precision.unscale(self.optimizer)
+
+    def apply(self, measure_norm: bool = False) -> bool:
+        """Clip, apply the non-finite policy and step (after `unscale`); False when skipped."""
+        norm = None
+        if self.clip_norm is not None:
+            if self._foreach is None:
+                self._foreach = self.params[0].device.type != "mps" if self.params else False
+            norm = nn.utils.clip_grad_norm_(self.params, self.clip_norm, foreach=self._foreach)
+        elif self.skip_nonfinite or measure_norm:
+            norm = nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+        if self.skip_nonfinite and not torch.isfinite(norm).item():
+            # After DDP's all-reduce the gradients are equal on every rank: all skip together.
+            self.zero_grad()
+            if self.precision.scaler is not None:
+                self.precision.scaler.update()
+            return False
+        if self.clip_value is not None:
+            nn.utils.clip_grad_value_(self.params, self.clip_value)
+        if norm is not None:
+            self.last_norm = norm.detach()
+            self.norm_sum = self.norm_sum + self.last_norm
+            self.norm_count += 1
+        self.precision.step(self.optimizer)
+        return True
+
+    def check(
+        self, loss: torch.Tensor | None, interrupted: bool, dist, device: torch.device
+    ) -> tuple[bool, bool]:
+        """(non-finite, interrupted): whether `loss` or the epoch's gradient norms went NaN/inf
+        (unless on_nonfinite=skip), and whether any process has a pending signal. Under DDP every
+        rank gets the same answer, from one small collective; otherwise one host read at most."""
+        checks_loss = not self.skip_nonfinite
+        if not (checks_loss or dist.active):
+            return False, interrupted
+        flag = torch.zeros((), dtype=torch.bool, device=device)
+        if checks_loss and loss is not None:
+            flag = ~torch.isfinite(loss)
+            if self.norm_count:
+                flag = flag | ~torch.isfinite(self.norm_sum)
+        if not dist.active:
+            return bool(flag.item()), interrupted
+        flags = torch.stack([flag.float(), torch.tensor(float(interrupted), device=device)])
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+        bad, interrupted = (value > 0 for value in flags.tolist())
+        return bad, interrupted
+
+    def mean_grad_norm(self) -> float | None:
+        """The epoch's mean gradient norm over the steps that measured it (one host read)."""
+        return (self.norm_sum / self.norm_count).item() if self.norm_count else None
+
+    def _forward_context(self, last_in_group: bool):
+        """Autocast; under DDP with accumulation, no gradient all-reduce before the group's last
+        micro-batch."""
+        if self.ddp and not last_in_group:
+            stack = contextlib.ExitStack()
+            stack.enter_context(self.model.no_sync())
+            stack.enter_context(self.precision.autocast())
+            return stack
+        return self._autocast
+
+
+def nonfinite_error(found: dict) -> NonFiniteError:
+    """The error for a loss that went NaN/inf: where, at which rate, and what to do."""
+    last = (
+        "checkpoints/last.pt keeps the last good epoch"
+        if found["epoch"] > 1
+        else "no epoch had finished"
+    )
+    first, last_step = found["steps"]
+    return NonFiniteError(
+        f"the training loss became non-finite ({found['value']}) between optimizer steps "
+        f"{first} and {last_step} (epoch {found['epoch']}) at learning rate {found['lr']:.3g}. "
+        "Lower optimizer.lr, clip gradients (trainer.grad_clip.norm=1.0), or drop such "
+        f"batches with trainer.on_nonfinite=skip; {last}.",
+        key="optimizer.lr",
+    )
