@@ -165,7 +165,7 @@ def test_writers_are_flushed_and_closed_when_the_run_fails(tmp_path):
     events = _events(tmp_path)
     assert [e.step for e in events.Scalars("loss/train")] == [1]
     assert "summary/text_summary" in events.Tags()["tensors"]
-    assert trainer.loggers[0].writer.file_writer is None  # closed, everything flushed
+    assert trainer.callbacks["tensorboard"].writer.file_writer is None  # closed, all flushed
 
 
 def test_a_resume_drops_the_events_written_after_its_checkpoint(tmp_path):

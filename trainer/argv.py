@@ -14,6 +14,8 @@ from .paths import config_dir
 # Where a resumed run's replayed overrides came from, and what the user typed: the job checks
 # every `_target_` they bring in before anything is imported (see trust.py).
 replayed: dict[str, object] = {}
+# The run directory this command claimed: "dir", whether it "existed" before, "resume_dir".
+claimed: dict[str, object] = {}
 
 
 @functools.cache
@@ -38,19 +40,45 @@ def prepare_argv(argv: list[str]) -> list[str]:
     processes, and sweep job directories named after the swept values only."""
     # Hydra's parser takes overrides only on one side of -m; accept them anywhere.
     replayed.clear()
+    claimed.clear()
     flags = [a for a in argv if a in ("-m", "--multirun")]
     argv = flags + [a for a in argv if a not in ("-m", "--multirun")]
     resume = _value(argv, "trainer.resume")
-    resuming = resume not in (None, "null", "auto") and _value(argv, "mode") in (None, "train")
+    mode = _value(argv, "mode") or "train"
+    resuming = resume not in (None, "null", "auto") and mode == "train"
     if resuming and not _multirun(argv):
         argv = _resume_into_run_dir(argv)
+    if mode == "test" and resume not in (None, "null") and not _multirun(argv):
+        argv = _evaluate_into_run_dir(argv)
     if _multirun(argv):
         argv = _name_jobs_by_swept_values(argv)
-    from .distributed import launched_by_torchrun
+    from .distributed import env_rank, launched_by_torchrun
 
     if launched_by_torchrun():
         argv = _share_run_dir(argv)
+    if not _multirun(argv) and env_rank() == 0:
+        _claim_run_dir(argv, resuming, auto=resume == "auto" and mode == "train")
     return argv
+
+
+def _claim_run_dir(argv: list[str], resuming: bool, auto: bool) -> None:
+    """The run directory contract (rundir.py), checked before Hydra writes anything: a new
+    run never lands in another run's directory, the directory can be written, and one process
+    at a time uses it (its lock is taken here, released when the command ends)."""
+    from . import rundir
+
+    explicit = _value(argv, "hydra.run.dir")
+    target = Path(explicit) if explicit is not None else Path("outputs/runs")
+    rundir.check_writable(target)
+    if explicit is None:
+        return  # a new timestamped directory: nobody else's
+    claimed["existed"] = target.exists()
+    if auto:  # trainer.resume=auto: this directory's own run, if it has one
+        claimed["resume_dir"] = target.resolve()
+    elif not resuming or claimed.get("resume_dir") != target.resolve():
+        rundir.refuse_existing_run(target)
+    rundir.acquire(target)
+    claimed["dir"] = target.resolve()
 
 
 def _resume_into_run_dir(argv: list[str]) -> list[str]:
@@ -66,6 +94,7 @@ def _resume_into_run_dir(argv: list[str]) -> list[str]:
     run_dir = run_dir_of(resolve_checkpoint(_value(argv, "trainer.resume")))
     if run_dir is None:  # a bare checkpoint file: resume it under the current config
         return argv
+    claimed["resume_dir"] = run_dir.resolve()
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     original = yaml.safe_load(overrides_file.read_text()) or [] if overrides_file.is_file() else []
     kept = [str(o) for o in original if not str(o).startswith(("hydra.", "trainer.resume="))]
@@ -78,6 +107,21 @@ def _resume_into_run_dir(argv: list[str]) -> list[str]:
     if explicit is None:
         argv.append(f"hydra.run.dir={run_dir}")
     return [*argv, f"hydra.output_subdir=.hydra/resumed-{stamp}"]
+
+
+def _evaluate_into_run_dir(argv: list[str]) -> list[str]:
+    """mode=test writes its results into the evaluated run, under evaluations/<time>/."""
+    from datetime import datetime
+
+    from .paths import resolve_checkpoint, run_dir_of
+
+    if _value(argv, "hydra.run.dir") is not None:
+        return argv
+    run_dir = run_dir_of(resolve_checkpoint(_value(argv, "trainer.resume"), prefer="best"))
+    if run_dir is None:
+        return argv
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    return [*argv, f"hydra.run.dir={run_dir / 'evaluations' / stamp}"]
 
 
 def _name_jobs_by_swept_values(argv: list[str]) -> list[str]:

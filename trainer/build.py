@@ -60,6 +60,32 @@ def stored_config(config: dict, cfg: DictConfig, source: str, overrides: list[st
     return OmegaConf.create(config)
 
 
+def load_stored_run(
+    cfg: DictConfig, mode: str, overrides: list[str]
+) -> tuple[Path, dict, DictConfig]:
+    """(checkpoint path, its state, its config checked by `stored_config`) for mode=test/predict."""
+    from .checkpoints import load_checkpoint
+    from .paths import resolve_checkpoint
+
+    if not cfg.trainer.get("resume"):
+        raise UserError(
+            f"mode={mode} needs the run to use: trainer.resume=<run dir or checkpoint file>, e.g. "
+            f"python -m trainer mode={mode} trainer.resume=outputs/runs/2026-01-01/12-00-00-000000",
+            key="trainer.resume",
+        )
+    path = resolve_checkpoint(cfg.trainer.resume, prefer="best")
+    state = load_checkpoint(path)
+    return path, state, stored_config(state["config"], cfg, str(path), overrides)
+
+
+def stored_choices(saved: DictConfig) -> dict[str, str]:
+    """Group names for messages about a stored config (its targets' last parts)."""
+    return {
+        "dataset": saved.dataset.get("_target_", "dataset").rsplit(".", 1)[-1],
+        "loss": saved.loss.get("_target_", "loss").rsplit(".", 1)[-1],
+    }
+
+
 def build_data(cfg: DictConfig):
     """Instantiate the data set and split / standardise it."""
     from .data import ArrayData, DataModule

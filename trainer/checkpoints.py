@@ -124,9 +124,24 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _written_by_torch_save(path: Path) -> bool:
+    """torch.save writes a zip archive (or, before torch 1.6, a pickle: protocol byte 0x80)."""
+    import zipfile
+
+    with path.open("rb") as handle:
+        first = handle.read(1)
+    return zipfile.is_zipfile(path) or first == b"\x80"
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load with `weights_only=True`: a file that would run code when unpickled is refused."""
     path = Path(path)
+    if path.is_file() and not _written_by_torch_save(path):
+        raise UserError(
+            f"'{path}' is not a checkpoint: torch.save did not write it, or it is truncated or "
+            "corrupt. Resume from another one, e.g. checkpoints/best.pt.",
+            key="trainer.resume",
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:

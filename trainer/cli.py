@@ -14,7 +14,7 @@ from pathlib import Path
 from .paths import config_dir
 
 EXIT_USER_ERROR = 2
-EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+EXIT_SIGNAL = {"SIGHUP": 129, "SIGINT": 130, "SIGTERM": 143}
 
 
 _exit_code = 0  # a single run's failure, reported already by the job
@@ -110,7 +110,7 @@ def _job(cfg) -> float | None:
                 cfg, run_dir, dict(hydra_cfg.runtime.choices), list(hydra_cfg.overrides.task)
             )
             if received:  # a SIGTERM during the end-of-run reporting: the run is complete
-                _exit_code = _exit_code or EXIT_SIGNAL["SIGTERM"]
+                _exit_code = _exit_code or EXIT_SIGNAL.get(received[-1], 143)
             return result
         except KeyboardInterrupt:
             raise
@@ -126,8 +126,10 @@ def _report_failure(error: BaseException, run_dir: Path, job: str | None) -> int
 
     from . import console
     from .distributed import env_rank
-    from .errors import TrainingInterrupted, UserError
+    from .errors import TrainingInterrupted, UserError, WriteFailure
 
+    if WriteFailure.wraps(error):  # a full disk or a lost permission: not a bug
+        error = WriteFailure.of(error)
     prefix = f"{job}: " if job else ""
     if env_rank() != 0:  # rank 0 reports for the job; the others add one line if they know more
         if not isinstance(error, TrainingInterrupted):
@@ -150,21 +152,28 @@ def _report_failure(error: BaseException, run_dir: Path, job: str | None) -> int
         console.file_only(f"{prefix}unexpected error (a bug):\n{text}", logging.ERROR)
         sys.stderr.write(f"{prefix}unexpected error (a bug in trainer or in user code):\n{text}")
         code = 1
-    _record_failure(run_dir, error)
+    _record_failure(run_dir, error, job is not None)
     return code
 
 
-def _record_failure(run_dir: Path, error: BaseException) -> None:
-    """A job that failed before its Trainer existed still leaves a metrics.json saying why."""
+def _record_failure(run_dir: Path, error: BaseException, in_sweep: bool) -> None:
+    """A job that failed before training began: in a sweep it leaves a metrics.json saying why
+    (the sweep's summary lists it); a single run leaves no directory behind."""
+    import shutil
+
+    from .argv import claimed
     from .distributed import env_rank
     from .errors import TrainingInterrupted, describe
     from .files import write_json
 
     path = run_dir / "metrics.json"
     if path.exists() or env_rank() != 0 or not run_dir.is_dir():
-        return
-    status = "interrupted" if isinstance(error, TrainingInterrupted) else "failed"
-    write_json({"status": status, "error": describe(error), "history": []}, path)
+        return  # training began (its record says how it ended), or not this process's to write
+    if in_sweep:
+        status = "interrupted" if isinstance(error, TrainingInterrupted) else "failed"
+        write_json({"status": status, "error": describe(error), "history": []}, path)
+    elif not claimed.get("existed") and run_dir.resolve() != claimed.get("resume_dir"):
+        shutil.rmtree(run_dir, ignore_errors=True)  # made by this command, for nothing
 
 
 # ---------------------------------------------------------------------- main
@@ -214,6 +223,9 @@ def run_cli(argv: list[str]) -> int:
             from .distributed import shutdown
 
             shutdown()
+        from . import rundir
+
+        rundir.release()
     return code
 
 

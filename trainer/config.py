@@ -183,10 +183,16 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     typed = {section: _typed(cfg, section) for section in SCHEMAS}
     OmegaConf.to_object(typed["trainer"]).check()
     split = list(typed["data"].split)
-    if len(split) != 3 or any(not f > 0 for f in split) or abs(sum(split) - 1.0) > 1e-6:
+    zero = [name for name, f in zip(("train", "val", "test"), split) if not f > 0]
+    if len(split) != 3 or zero or abs(sum(split) - 1.0) > 1e-6:
+        what = (
+            f"the {' and '.join(zero)} fraction{'s are' if len(zero) > 1 else ' is'} not > 0"
+            if len(split) == 3 and zero
+            else f"these are {len(split)} fraction(s) summing to {sum(split):g}"
+        )
         raise UserError(
-            f"data.split={split} must be three positive fractions (train, val, test) that sum "
-            f"to 1, e.g. [0.7,0.15,0.15]; these sum to {sum(split):g}.",
+            f"data.split={split} must be three fractions > 0 (train, val, test) that sum to 1, "
+            f"e.g. [0.7,0.15,0.15]; {what}.",
             key="data.split",
         )
     if cfg.get("mode", "train") in ("train", "lr_find"):  # test/predict build the saved config

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import errno
+import re
 from collections.abc import Iterable
 
 
@@ -14,7 +16,7 @@ class UserError(Exception):
     """
 
     def __init__(self, message: str, *, key: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(_clip_long_words(message))
         self.key = key
 
     def __reduce__(self):  # picklable across joblib / submitit workers
@@ -33,6 +35,27 @@ class DistributedFailure(UserError):
     """Another process of a DDP job died or became unreachable: the job stops cleanly."""
 
 
+class WriteFailure(UserError):
+    """A file of the run could not be written: the disk is full, a quota or a size limit was
+    reached, or a permission was lost. Not a bug: the message says which file and why."""
+
+    ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
+
+    @classmethod
+    def wraps(cls, error: BaseException, path=None) -> bool:
+        return isinstance(error, OSError) and error.errno in cls.ERRNOS
+
+    @classmethod
+    def of(cls, error: OSError, path=None) -> WriteFailure:
+        where = error.filename or path or "a file of the run"
+        return cls(
+            f"could not write '{where}': {error.strerror or error}. Files written before it are "
+            "intact (every write is atomic) and checkpoints/last.pt keeps the last saved epoch: "
+            "free space or fix the permissions, then continue with trainer.resume=<run dir>.",
+            key="hydra.run.dir",
+        )
+
+
 class TrainingInterrupted(Exception):
     """SIGINT or SIGTERM arrived; the run saved its state and stops."""
 
@@ -42,6 +65,15 @@ class TrainingInterrupted(Exception):
 
     def __reduce__(self):
         return (TrainingInterrupted, (self.signal_name,))
+
+
+def _clip_long_words(text: str, limit: int = 120) -> str:
+    """A value pasted 20,000 characters long is not echoed whole: long words are clipped."""
+    return re.sub(
+        rf"\S{{{limit + 1},}}",
+        lambda m: f"{m.group(0)[:60]}...({len(m.group(0))} characters)...{m.group(0)[-20:]}",
+        text,
+    )
 
 
 def describe(error: BaseException) -> str:

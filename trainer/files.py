@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import queue
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
+
+from .errors import UserError, WriteFailure
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -90,7 +93,8 @@ class BackgroundWriter:
                 if self._error is None:
                     write(*args)
             except BaseException as error:  # reported to the training thread on its next call
-                self._error = error
+                path = next((a for a in reversed(args) if isinstance(a, Path)), None)
+                self._error = WriteFailure.of(error, path) if WriteFailure.wraps(error) else error
             finally:
                 self._queue.task_done()
 
@@ -100,12 +104,14 @@ class BackgroundWriter:
         self._queue.join()
         try:
             self._raise_pending()
-        except Exception:
+        except Exception as error:
             if not quietly:
                 raise
-            import logging
-
-            logging.getLogger("trainer").exception("a checkpoint or file could not be written")
+            log = logging.getLogger("trainer")
+            if isinstance(error, UserError):
+                log.error("%s", error)  # e.g. the disk is full: no traceback for that
+            else:
+                log.exception("a checkpoint or file could not be written")
 
     def _raise_pending(self) -> None:
         if self._error is not None:

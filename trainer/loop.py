@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .callbacks.base import PER_BATCH_HOOKS, Callback, named_callbacks, overrides
+from .callbacks.base import PER_BATCH_HOOKS, Callback, end_of_run, in_call_order, overrides
 from .checkpoints import load_checkpoint, snapshot
 from .context import RunConfig, RunContext
 from .data.batches import evaluation_batches
@@ -79,12 +79,7 @@ class Trainer:
         self.model, self.loss_fn = model, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_interval = scheduler_interval
-        # Loggers are callbacks too; they run after the others, so they see everything logged,
-        # and before those that run last (checkpoints: last.pt follows the epoch's events).
-        named, loggers = named_callbacks(callbacks), named_callbacks(loggers)
-        last = {k: v for k, v in named.items() if getattr(v, "runs_last", False)}
-        self.callbacks = {k: v for k, v in named.items() if k not in last} | loggers | last
-        self.loggers = list(loggers.values())
+        self.callbacks = in_call_order(callbacks, loggers)  # loggers are callbacks too
         self.param_groups = ParamGroupSettings(decay_bias_and_norm, dict(module_lr or {}))
         self.run_dir = Path(run_dir) if run_dir is not None else new_run_dir()
         self.config = RunConfig.of(run_config)
@@ -119,7 +114,6 @@ class Trainer:
         # Callbacks ask for the gradient norm every n steps (grad_norm_every_n_steps).
         asks = [getattr(cb, "grad_norm_every_n_steps", 0) for cb in self.callbacks.values()]
         self._grad_norm_every = min((n for n in asks if n), default=0)
-        self.files = self._writer if self.writes_files else None
         precision = self.state.precision.name
         self.record.describe_setup(self.device, precision, self.dist.world_size, data.spec)
         self._data_state = data.state_dict()
@@ -136,7 +130,7 @@ class Trainer:
             predictions=self.predictions,
             config=self.config,
             run_dir=self.run_dir,
-            files=self.files,
+            files=self._writer if self.writes_files else None,
             is_main_process=self.is_main_process,
             checkpoint=self.checkpoint,
             request_stop=self.record.request_stop,
@@ -144,6 +138,7 @@ class Trainer:
         )
         if s.resume:
             self._resume(resolve_checkpoint(s.resume))
+        self.files = self._writer if self.writes_files else None  # (nothing written before)
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: DataModule) -> dict[str, Any]:
@@ -166,7 +161,9 @@ class Trainer:
                     if state.schedule is not None:
                         state.schedule.after_epoch(logs[record.best.monitor])
                     record.add_epoch(logs, state.global_step)
-                    self._call("on_epoch_end", logs)  # early stopping, checkpoints, the loggers
+                    self._call(
+                        "on_epoch_end", logs
+                    )  # early stopping, ..., the loggers, checkpoints
                     record.write(self.files)
                     if self._interrupt_agreed():
                         raise TrainingInterrupted(self._signals.received)
@@ -347,7 +344,7 @@ class Trainer:
     def _resume(self, path: Path) -> None:
         checkpoint = load_checkpoint(path, map_location="cpu")
         state, record = self.state, self.record
-        state.restore(checkpoint, self.dist.rank)  # weights, optimizer, ..., counters, RNG
+        state.restore(checkpoint, self._data_state, self.dist.rank)  # refused if it does not fit
         for name, cb in self.callbacks.items():
             if name in checkpoint["callbacks"]:
                 cb.load_state_dict(checkpoint["callbacks"][name])
@@ -369,12 +366,8 @@ class Trainer:
         if self.state is not None and self.state.optimizer is not None:
             lr = self.state.optimizer.param_groups[0]["lr"]
             summary["health"] = diagnose(summary, self.head.task, lr)
-        if self.context is not None:
-            for name, cb in self.callbacks.items():
-                try:
-                    cb.on_run_end(self.context, summary)
-                except Exception:  # closing one logger must not hide the run's own outcome
-                    log.exception("callback %s failed at the end of the run", name)
+        if self.context is not None:  # (a failed set-up ran no callback: none to close)
+            end_of_run(self.callbacks, self.context, summary)
         if self.files is not None:
             self.files.submit(write_json, summary, self.run_dir / "metrics.json")
             self.files.wait(quietly=error is not None)
@@ -399,5 +392,5 @@ class Trainer:
             getattr(cb, hook)(self.context, *args)
 
     def _log_step(self, metrics: dict[str, float]) -> None:
-        for logger in self.loggers:
-            logger.log_step(self.context, metrics)
+        for cb in self.callbacks.values():  # (a logger's log_step; the others' do nothing)
+            cb.log_step(self.context, metrics)

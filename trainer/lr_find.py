@@ -53,7 +53,7 @@ def run_lr_find(
             key="lr_find.num_steps",
         )
     trainer, data = build_trainer(cfg, run_dir, choices, overrides)
-    trainer.callbacks, trainer.loggers = {}, []  # a throwaway model: no checkpoints, no logs
+    trainer.callbacks = {}  # a throwaway model: no checkpoints, no logs
     trainer.setup(data)
     # The run's own training step: the same precision, clipping and accumulation as training.
     step, optimizer, batches = trainer.step, trainer.state.optimizer, trainer.train_batches

@@ -92,12 +92,16 @@ def build_optimizer(
     if "fused" in params and not chosen and device.type in ("cpu", "cuda"):
         try:
             return factory(groups, fused=True)
-        except (RuntimeError, ValueError, TypeError):
-            pass  # this optimizer / dtype / device combination has no fused kernel
+        except Exception:
+            pass  # no fused kernel for this optimizer / dtype / device (or bad settings: below)
     try:
         return factory(groups)
-    except (ValueError, TypeError) as error:
+    except Exception as error:  # e.g. betas=[0.9]: IndexError inside torch
         name = _target(factory).__name__
+        given = factory.keywords if isinstance(factory, functools.partial) else {}
+        settings = ", ".join(f"optimizer.{k}={v}" for k, v in given.items())
         raise UserError(
-            f"optimizer: {name} rejected its settings: {error}.", key="optimizer"
+            f"optimizer: {name} rejected its settings ({settings}): {type(error).__name__}: "
+            f"{error}. See the arguments of torch.optim.{name}.",
+            key="optimizer",
         ) from None

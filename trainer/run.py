@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from . import report
 from .config import validate
 from .errors import UserError
+from .report import command_line
 
 log = logging.getLogger("trainer")
 
@@ -48,10 +49,12 @@ def run(
         from .lr_find import run_lr_find
 
         return run_lr_find(cfg, run_dir, choices, overrides, typed["lr_find"])
-    from .evaluate import evaluate_checkpoint, predict_csv
-
     if mode == "test":
+        from .evaluate import evaluate_checkpoint
+
         return evaluate_checkpoint(cfg, run_dir, overrides)
+    from .predict import predict_csv
+
     return predict_csv(cfg, run_dir, typed["predict"], overrides)
 
 
@@ -68,6 +71,11 @@ def train(
     trainer, data = build_trainer(cfg, run_dir, choices, overrides)
     try:
         trainer.setup(data)
+        done = _nothing_to_train(trainer)
+        if done is not None:  # a resume of a finished run: say so, and change no file
+            if trainer.is_main_process:
+                report.key_values("nothing to do", done, style="yellow")
+            return trainer.record.best.value
         if trainer.is_main_process:
             report.start_panel(start_rows(trainer, data, cfg, choices, run_dir))
         trainer.fit(data)
@@ -83,6 +91,27 @@ def train(
     if trainer.is_main_process:
         report.end_summary(summary, run_dir, trainer.writes_files)
     return summary["best_val_metric"]
+
+
+def _nothing_to_train(trainer) -> list[tuple[str, str]] | None:
+    """For a resumed run that has nothing left to train: what to tell the user."""
+    state, record, run_dir = trainer.state, trainer.record, trainer.run_dir
+    if not record.resumed_from or not state.epoch_complete:
+        return None
+    if record.should_stop:
+        why = f"it stopped early at epoch {state.epoch}: {record.stop_reason}"
+        how = "an uninterrupted run would stop there too; start a new run to train differently"
+    elif state.epoch >= trainer.settings.max_epochs:
+        why = f"it completed {state.epoch} of trainer.max_epochs={trainer.settings.max_epochs}"
+        how = command_line([f"trainer.resume={run_dir}", f"trainer.max_epochs={2 * state.epoch}"])
+    else:
+        return None
+    return [
+        ("run", str(run_dir)),
+        ("status", why),
+        ("nothing changed", "no file was written"),
+        ("to train further", how),
+    ]
 
 
 def start_rows(

@@ -127,12 +127,12 @@ def build_schedule(
             or name in given
         )
     }
-    missing = [
+    missing = [  # required, and not given (or given as null) nor derived from the run's length
         name
         for name, p in params.items()
         if name not in ("optimizer", "self", "args", "kwargs")
         and p.default is inspect.Parameter.empty
-        and name not in given
+        and given.get(name) is None
         and name not in fill
     ]
     if missing:

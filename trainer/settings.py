@@ -130,6 +130,8 @@ class ParamGroupSettings:
 class PredictSettings:
     input: str | None = None
     output: str | None = None
+    overwrite: bool = False
+    unknown_category: str = "error"
 
 
 @dataclass

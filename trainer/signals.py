@@ -1,4 +1,5 @@
-"""SIGTERM for a whole job: recorded, never fatal half-way through writing the run's files.
+"""SIGTERM (and SIGHUP, a closed terminal) for a whole job: recorded, never fatal half-way
+through writing the run's files.
 
 The Trainer handles SIGINT/SIGTERM itself while it trains (finish the step, save, stop). Around
 it, during set-up and the end-of-run reporting, the CLI installs this handler: a SIGTERM that
@@ -15,7 +16,7 @@ import os
 import signal
 import threading
 
-received: list[str] = []  # SIGTERMs deferred by sigterm_deferred()
+received: list[str] = []  # SIGTERM/SIGHUPs deferred by sigterm_deferred()
 
 
 def _record(signum, frame) -> None:
@@ -28,11 +29,13 @@ def sigterm_deferred():
         yield
         return
     received.clear()
-    previous = signal.signal(signal.SIGTERM, _record)
+    deferred = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {number: signal.signal(number, _record) for number in deferred}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 class StopSignals:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
+from .errors import UserError
 from .precision import Precision
 from .schedulers import Schedule
 
@@ -88,8 +89,12 @@ class TrainingState:
             "versions": {"trainer": __version__, "torch": str(torch.__version__)},
         }
 
-    def restore(self, checkpoint: dict[str, Any], rank: int = 0) -> None:
-        """This state from a checkpoint, with this process's random number generators."""
+    def restore(self, checkpoint: dict[str, Any], data: dict[str, Any], rank: int = 0) -> None:
+        """This state from a checkpoint, with this process's random number generators. A
+        checkpoint of another model or data set (`data`: the DataModule's state) is refused
+        before anything changes."""
+        check_same_data(checkpoint["data"], data)
+        check_same_model(checkpoint["model"], self.model.state_dict())
         self.load_state_dict(checkpoint)
         rng = checkpoint["rng"]
         set_rng_state(rng[rank] if rank < len(rng) else rng[0])
@@ -102,3 +107,47 @@ class TrainingState:
         self.precision.load_state_dict(state["precision"])
         self.epoch, self.global_step = state["epoch"], state["global_step"]
         self.epoch_complete, self.batches_done = state["epoch_complete"], state["batches_done"]
+
+
+def check_same_model(saved: dict[str, Any], built: dict[str, Any]) -> None:
+    """The checkpoint's weights fit the model this config builds, name by name, shape by shape."""
+
+    def shape(tensor) -> list[int]:
+        return list(getattr(tensor, "shape", []))
+
+    differences = [
+        f"checkpoint has {name} {shape(saved[name])}, this config builds {shape(built[name])}"
+        for name in saved
+        if name in built and shape(saved[name]) != shape(built[name])
+    ]
+    differences += [f"this config has no {name}" for name in saved if name not in built]
+    differences += [f"the checkpoint has no {name}" for name in built if name not in saved]
+    if differences:
+        shown = "; ".join(differences[:4]) + ("; ..." if len(differences) > 4 else "")
+        raise UserError(
+            f"trainer.resume: the checkpoint was trained with another model ({shown}). Resume "
+            "with the model settings it was trained with (they are in its .hydra/config.yaml), "
+            "or start a new run without trainer.resume.",
+            key="trainer.resume",
+        )
+
+
+def check_same_data(saved: dict[str, Any], built: dict[str, Any]) -> None:
+    """The checkpoint's data set is this config's: name, task, split sizes, features, classes."""
+    keys = ("name", "task", "sizes", "input_shape", "num_classes", "feature_names")
+    differences = [
+        f"{key}: checkpoint {_short(saved.get(key))}, this config {_short(built.get(key))}"
+        for key in keys
+        if saved.get(key) != built.get(key)
+    ]
+    if differences:
+        raise UserError(
+            f"trainer.resume: the checkpoint was trained on other data ({'; '.join(differences)})."
+            " Resume with the dataset and data settings it was trained with, or start a new run.",
+            key="trainer.resume",
+        )
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

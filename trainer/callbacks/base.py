@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..best import resolve_mode
-from ..errors import UserError
+from ..errors import UserError, WriteFailure
 
 if TYPE_CHECKING:
     import torch
@@ -109,6 +109,30 @@ def named_callbacks(callbacks) -> dict[str, Callback]:
         name = type(cb).__name__
         named[name if name not in named else f"{name}_{len(named)}"] = cb
     return named
+
+
+def in_call_order(callbacks, loggers) -> dict[str, Callback]:
+    """The loggers after the other callbacks, so they see everything logged, and before those
+    that run last (`runs_last`: checkpoints, so that last.pt follows the epoch's events)."""
+    named, loggers = named_callbacks(callbacks), named_callbacks(loggers)
+    last = {k: v for k, v in named.items() if getattr(v, "runs_last", False)}
+    return {k: v for k, v in named.items() if k not in last} | loggers | last
+
+
+def end_of_run(callbacks: dict[str, Callback], run: RunContext, summary: dict[str, Any]) -> None:
+    """`on_run_end` for each callback: one failing (a logger that cannot write) must not hide
+    the run's own outcome or stop the others from closing."""
+    import logging
+
+    log = logging.getLogger("trainer")
+    for name, cb in callbacks.items():
+        try:
+            cb.on_run_end(run, summary)
+        except Exception as error:
+            if WriteFailure.wraps(error):
+                log.error("callback %s: %s", name, WriteFailure.of(error))
+            else:
+                log.exception("callback %s failed at the end of the run", name)
 
 
 def same_monitor(callback: str, run: RunContext, monitor: str | None, mode: str | None) -> None:

@@ -11,8 +11,8 @@ from .base import Callback, same_monitor
 
 
 class ModelCheckpoint(Callback):
-    """Writes `<run dir>/checkpoints/last.pt` after every epoch (or every n; always at the end and
-    when a run is interrupted), `best.pt` whenever the run's best epoch (trainer.monitor) improves,
+    """Writes `<run dir>/checkpoints/last.pt` after every epoch (or every n; always after the last
+    epoch and when a run is interrupted), `best.pt` whenever the run's best epoch (trainer.monitor) improves,
     and with `save_top_k > 1` also the k best epochs as `epoch=007-loss_val=0.1234.pt`. Every
     write is atomic and happens off the training thread."""
 
@@ -35,7 +35,6 @@ class ModelCheckpoint(Callback):
         if int(every_n_epochs) < 1:
             raise ValueError("every_n_epochs must be >= 1")
         self.every_n_epochs = int(every_n_epochs)
-        self._written_epoch: int | None = None
         self.best_epoch: int | None = None  # of the best.pt written
         self.top_k: list[tuple[float, int, str]] = []  # (value, epoch, file name)
         self.folder: Path | None = None
@@ -56,13 +55,14 @@ class ModelCheckpoint(Callback):
         improved = best.epoch == epoch
         if improved:
             self.best_epoch = epoch
-        due = self.save_last and (epoch % self.every_n_epochs == 0 or run.record.should_stop)
+        # The run's last epoch is always saved: last.pt holds the state after the last trained
+        # epoch (weights that early stopping restores afterwards live in best.pt).
+        final = run.record.should_stop or epoch >= run.record.max_epochs
+        due = self.save_last and (epoch % self.every_n_epochs == 0 or final)
         if not (due or (improved and self.save_best) or self.save_top_k > 1):
             return
         # Gathering the checkpoint is collective under DDP (every rank's RNG state): all ranks call it.
         state = run.checkpoint()
-        if due:
-            self._written_epoch = epoch
         if run.files is None:
             return
         if due:
@@ -75,10 +75,6 @@ class ModelCheckpoint(Callback):
         value = logs.get(best.monitor, math.nan)
         if self.save_top_k > 1 and math.isfinite(value):
             self._keep_top_k(run, state, value)
-
-    def on_fit_end(self, run) -> None:
-        if self.save_last and self._written_epoch != run.state.epoch and run.record.history:
-            self._save_last(run)  # with every_n_epochs > 1: the final state too
 
     def _save_last(self, run) -> None:
         state = run.checkpoint()  # collective under DDP
