@@ -162,3 +162,17 @@ class CollectiveCounter:
                 path.write_text(json.dumps(record))
 
         return _Counter()
+
+
+def _squash(text: str) -> str:
+    """Text as a terminal panel shows it, without the box and the line breaks (rich folds long
+    words such as paths across lines): no box-drawing characters, no whitespace at all."""
+    import re
+
+    return re.sub(r"[\s│╭╮╰╯─]", "", text)
+
+
+def unsaid(result, *phrases: str) -> list[str]:
+    """The phrases the command's output (stdout and stderr) does not say."""
+    output = _squash(result.stdout + result.stderr)
+    return [phrase for phrase in phrases if _squash(phrase) not in output]

@@ -48,8 +48,8 @@ def prepare_argv(argv: list[str]) -> list[str]:
     resuming = resume not in (None, "null", "auto") and mode == "train"
     if resuming and not _multirun(argv):
         argv = _resume_into_run_dir(argv)
-    if mode == "test" and resume not in (None, "null") and not _multirun(argv):
-        argv = _evaluate_into_run_dir(argv)
+    if mode in ("test", "predict") and resume not in (None, "null") and not _multirun(argv):
+        argv = _use_into_run_dir(argv, "evaluations" if mode == "test" else "predictions")
     if _multirun(argv):
         argv = _name_jobs_by_swept_values(argv)
     from .distributed import env_rank, launched_by_torchrun
@@ -109,8 +109,9 @@ def _resume_into_run_dir(argv: list[str]) -> list[str]:
     return [*argv, f"hydra.output_subdir=.hydra/resumed-{stamp}"]
 
 
-def _evaluate_into_run_dir(argv: list[str]) -> list[str]:
-    """mode=test writes its results into the evaluated run, under evaluations/<time>/."""
+def _use_into_run_dir(argv: list[str], folder: str) -> list[str]:
+    """mode=test and mode=predict write into the run they use, under evaluations/<time>/ and
+    predictions/<time>/: nothing new under outputs/runs/."""
     from datetime import datetime
 
     from .paths import resolve_checkpoint, run_dir_of
@@ -121,7 +122,7 @@ def _evaluate_into_run_dir(argv: list[str]) -> list[str]:
     if run_dir is None:
         return argv
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-    return [*argv, f"hydra.run.dir={run_dir / 'evaluations' / stamp}"]
+    return [*argv, f"hydra.run.dir={run_dir / folder / stamp}"]
 
 
 def _name_jobs_by_swept_values(argv: list[str]) -> list[str]:

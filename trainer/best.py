@@ -54,3 +54,18 @@ class BestEpoch:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch, self.value = state.get("epoch"), state.get("value")
         self.metrics = dict(state.get("metrics") or {})
+
+
+def check_same_monitor(callback: str, monitor: str | None, run_monitor: str) -> None:
+    """A callback's own `monitor`, if given, must be the run's: one metric picks the best epoch
+    for early stopping, checkpoints and the summary alike."""
+    if monitor is not None and monitor != run_monitor:
+        from .errors import UserError
+
+        raise UserError(
+            f"callbacks.{callback}.monitor='{monitor}' differs from trainer.monitor="
+            f"'{run_monitor}': one metric picks the best epoch for early stopping, checkpoints "
+            f"and the summary. Set trainer.monitor={monitor} instead (and leave "
+            f"callbacks.{callback}.monitor null).",
+            key=f"callbacks.{callback}.monitor",
+        )

@@ -11,11 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import EXIT_BUG, EXIT_SIGNAL, EXIT_SWEEP_FAILED, EXIT_USER_ERROR
 from .paths import config_dir
-
-EXIT_USER_ERROR = 2
-EXIT_SIGNAL = {"SIGHUP": 129, "SIGINT": 130, "SIGTERM": 143}
-
 
 _exit_code = 0  # a single run's failure, reported already by the job
 
@@ -151,7 +148,7 @@ def _report_failure(error: BaseException, run_dir: Path, job: str | None) -> int
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         console.file_only(f"{prefix}unexpected error (a bug):\n{text}", logging.ERROR)
         sys.stderr.write(f"{prefix}unexpected error (a bug in trainer or in user code):\n{text}")
-        code = 1
+        code = EXIT_BUG
     _record_failure(run_dir, error, job is not None)
     return code
 
@@ -159,6 +156,7 @@ def _report_failure(error: BaseException, run_dir: Path, job: str | None) -> int
 def _record_failure(run_dir: Path, error: BaseException, in_sweep: bool) -> None:
     """A job that failed before training began: in a sweep it leaves a metrics.json saying why
     (the sweep's summary lists it); a single run leaves no directory behind."""
+    import contextlib
     import shutil
 
     from .argv import claimed
@@ -174,6 +172,9 @@ def _record_failure(run_dir: Path, error: BaseException, in_sweep: bool) -> None
         write_json({"status": status, "error": describe(error), "history": []}, path)
     elif not claimed.get("existed") and run_dir.resolve() != claimed.get("resume_dir"):
         shutil.rmtree(run_dir, ignore_errors=True)  # made by this command, for nothing
+        if run_dir.parent.name in ("evaluations", "predictions"):
+            with contextlib.suppress(OSError):
+                run_dir.parent.rmdir()  # only if empty: the run's earlier ones stay
 
 
 # ---------------------------------------------------------------------- main
@@ -216,17 +217,28 @@ def run_cli(argv: list[str]) -> int:
         else:
             os.environ["HYDRA_FULL_ERROR"] = user_full_error
         if sweeps.SWEEP_DIR is not None and Path(sweeps.SWEEP_DIR).is_dir():
-            summary = sweeps.summarize(sweeps.SWEEP_DIR)
-            if summary["failed"]:
-                code = code or 1
+            summary = _sweep_summary(sweeps)
+            if summary is not None and summary["failed"] and code not in EXIT_SIGNAL.values():
+                code = EXIT_SWEEP_FAILED  # whichever launcher ran the jobs
         if "torch.distributed" in sys.modules:
             from .distributed import shutdown
 
-            shutdown()
+            shutdown(succeeded=code == 0)
         from . import rundir
 
         rundir.release()
     return code
+
+
+def _sweep_summary(sweeps) -> dict | None:
+    from . import console
+    from .errors import UserError
+
+    try:
+        return sweeps.summarize(sweeps.SWEEP_DIR)
+    except UserError as error:  # a sweep that started no job
+        console.print_user_error(str(error))
+        return None
 
 
 def _hydra(argv: list[str], full_error: bool) -> int:
@@ -278,9 +290,38 @@ def _compose_message(error: BaseException) -> str:
         text += "\n" + did_you_mean(missing.group(2), options).strip()
     if "Could not override" in text:
         key = text.split("'")[1] if "'" in text else ""
-        text += "\n" + _suggest_key(key).strip()
-        text += "\n\nUse `python -m trainer --help` for the groups and options, `--cfg job` for every key."
+        # Hydra's "To append ... use +key" misleads: a typo, or an option of another choice
+        text = "\n".join(line for line in text.splitlines() if "To append" not in line)
+        owners = _groups_with(key)
+        if owners:  # e.g. dataset.path without dataset=csv
+            text += f"\n{key} is an option of {' and '.join(owners)}: add {owners[0]} first."
+        suggestion = _suggest_key(key).strip()
+        text += f"\n{suggestion}" if suggestion else ""
+        text += "\nUse `python -m trainer --help` for the groups and options, `--cfg job` for every key."
+    if re.search(
+        r"no viable alternative|mismatched input|extraneous input|token recognition", text
+    ):
+        text += (
+            "\nValues with spaces, parentheses or other punctuation need quotes, for Hydra "
+            "(double) and for the shell (single): 'dataset.exclude=[\"Culmen Length (mm)\"]'."
+        )
     return text
+
+
+def _groups_with(key: str) -> list[str]:
+    """The options of a config group that have `key` (group.name), e.g. ['dataset=csv']."""
+    from omegaconf import OmegaConf
+
+    group, _, name = key.lstrip("+~").partition(".")
+    folder = config_dir() / group
+    if not name or group == "hydra" or not folder.is_dir():
+        return []
+    first = name.split(".")[0]
+    return [
+        f"{group}={path.stem}"
+        for path in sorted(folder.glob("*.yaml"))
+        if first in (OmegaConf.load(path) or {})
+    ]
 
 
 def _suggest_key(key: str) -> str:

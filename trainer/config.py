@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .best import resolve_mode
+from .best import check_same_monitor, resolve_mode
 from .errors import UserError, did_you_mean
 from .settings import SECTIONS
 
@@ -197,6 +197,9 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         )
     if cfg.get("mode", "train") in ("train", "lr_find"):  # test/predict build the saved config
         _check_targets(cfg)
+        for name, node in (cfg.get("callbacks") or {}).items():
+            if node is not None and "monitor" in node:
+                check_same_monitor(name, node.monitor, typed["trainer"].monitor)
     lr_find = typed["lr_find"]
     if not 0 < lr_find.min_lr < lr_find.max_lr:
         raise UserError(

@@ -7,6 +7,12 @@ import errno
 import re
 from collections.abc import Iterable
 
+# The command line's exit codes, the same for every launcher (the README has the table):
+EXIT_BUG = 1  # an unexpected error: a traceback, a bug in trainer or in user code
+EXIT_USER_ERROR = 2  # a mistake to fix (config, data, file, checkpoint, run dir) or a failed run
+EXIT_SWEEP_FAILED = 3  # a sweep ran to its end, and some of its jobs failed
+EXIT_SIGNAL = {"SIGHUP": 129, "SIGINT": 130, "SIGTERM": 143}  # interrupted: resume to continue
+
 
 class UserError(Exception):
     """A mistake in the user's config, data or command line.

@@ -92,13 +92,54 @@ def decision_boundary(
     return fig
 
 
+def _short(name: str, width: int) -> str:
+    text = str(name)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _wrapped(name: str, width: int = 16, max_lines: int = 3) -> str:
+    """A class name as at most `max_lines` lines of about `width` characters."""
+    import textwrap
+
+    lines = textwrap.wrap(str(name), width, break_long_words=True) or [""]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = _short(lines[-1] + " ...", width)
+    return "\n".join(lines)
+
+
 def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str):
-    """Counts per (true, predicted) class, with row-normalised shading."""
+    """Counts per (true, predicted) class, with row-normalised shading. The canvas grows with
+    the number of classes and the length of their names (rows: wrapped to three lines; columns:
+    one line at 45 degrees, shortened past 28 characters), and the counts' font with the cells;
+    the margins are computed from the labels, not left to a layout engine."""
+    from matplotlib.figure import Figure
+
     k = len(class_names)
-    fig = _figure(max(4.0, 0.45 * k + 2.5), max(3.5, 0.45 * k + 2.0))
-    ax = fig.add_subplot()
+    row_labels = [_wrapped(name) for name in class_names]
+    column_labels = [_short(name, 28) for name in class_names]
+    tick_size = 9.0 if k <= 20 else 7.0
+    char = tick_size * 0.62 / 72  # inches per character of tick text
+    line = tick_size * 1.3 / 72  # inches per line of tick text
+    row_width = max(len(part) for label in row_labels for part in label.split("\n")) * char
+    row_lines = max(label.count("\n") + 1 for label in row_labels)
+    column_width = max(len(label) for label in column_labels) * char
+    rotate = k > 6 or column_width > 0.5
+    cell = max(0.28, min(0.55, 9.0 / max(k, 1)), row_lines * line * 1.1)  # inches per cell
+    side = cell * k
+    # a 45-degree label reaches down and to the left of its column by 0.71 of its length
+    drop = (column_width + line) * 0.71 if rotate else line
+    left = max(row_width + 0.55, drop - cell / 2 + 0.1)
+    bottom, top, right = drop + 0.55, 0.45, 0.3 if rotate else column_width / 2 + 0.1
+    width, height = max(4.0, left + side + right), max(3.5, bottom + side + top)
+    left += (width - left - side - right) / 2  # a small matrix sits in the middle
+    bottom += (height - bottom - side - top) / 2
+    fig = Figure(figsize=(width, height), dpi=100)
+    ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    digits = len(str(int(counts.max()))) if counts.size else 1
+    number_size = min(11.0, cell * 72 * 0.38, cell * 72 * 0.85 / (0.62 * max(digits, 2)))
     for i in range(k):
         for j in range(k):
             ax.text(
@@ -107,11 +148,14 @@ def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str)
                 str(int(counts[i, j])),
                 ha="center",
                 va="center",
-                fontsize=8,
+                fontsize=number_size,
                 color="white" if rates[i, j] > 0.5 else "black",
             )
-    ax.set_xticks(range(k), labels=class_names, rotation=45 if k > 6 else 0)
-    ax.set_yticks(range(k), labels=class_names)
+    ax.set_xticks(range(k), labels=column_labels, fontsize=tick_size)
+    if rotate:
+        for tick in ax.get_xticklabels():
+            tick.set(rotation=45, horizontalalignment="right", rotation_mode="anchor")
+    ax.set_yticks(range(k), labels=row_labels, fontsize=tick_size)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=10)

@@ -24,14 +24,21 @@ def resolve_checkpoint(path: str | Path, prefer: str = "last") -> Path:
     falling back to the other of last/best)."""
     path = Path(path).expanduser()
     if path.is_dir():
-        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        is_run = (path / "checkpoints").is_dir() or (path / ".hydra").is_dir()
+        folder = path / "checkpoints" if is_run else path
         order = [prefer, "best" if prefer == "last" else "last"]
         for name in order:
             if (folder / f"{name}.pt").is_file():
                 return folder / f"{name}.pt"
+        why = (
+            "it stopped before its first epoch ended, or ran with callbacks=none or "
+            "trainer.fast_dev_run=true; start it again without trainer.resume"
+            if is_run
+            else "is it a run directory?"
+        )
         raise UserError(
-            f"trainer.resume: '{path}' holds no checkpoint (looked for {folder}/last.pt and "
-            f"best.pt). Was it run with callbacks=none or trainer.fast_dev_run=true?",
+            f"trainer.resume: '{path}' holds no checkpoint (no {folder / order[0]}.pt and no "
+            f"{order[1]}.pt): {why}.",
             key="trainer.resume",
         )
     if not path.is_file():

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .best import BestEpoch
+from .data.encoding import describe_columns
 from .errors import TrainingInterrupted, describe
 from .files import BackgroundWriter, write_json
 from .settings import TrainerSettings
@@ -60,6 +61,9 @@ class RunRecord:
             "sizes": spec.sizes,
             "num_classes": spec.num_classes,
         }
+        if spec.columns:  # a table: what became of each of its columns
+            report = describe_columns(spec.columns)
+            self.dataset["columns"] = [{"name": n, "treatment": t} for n, t in report]
 
     # -- as the run goes
     def start(self) -> None:

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import report
 from .config import validate
+from .data.encoding import describe_columns
 from .errors import UserError
 from .report import command_line
 
@@ -78,6 +79,8 @@ def train(
             return trainer.record.best.value
         if trainer.is_main_process:
             report.start_panel(start_rows(trainer, data, cfg, choices, run_dir))
+            if data.spec.columns:
+                report.key_values("columns", describe_columns(data.spec.columns), style="cyan")
         trainer.fit(data)
         trainer.test(data)
         summary = trainer.finish()

@@ -142,6 +142,14 @@ def summarize(sweep_dir: str | Path, show: bool = True) -> dict[str, Any]:
 
         raise UserError(f"no such sweep directory: '{sweep_dir}'.", key="sweep_dir")
     rows = rank(collect(sweep_dir))
+    if not rows:
+        from .errors import UserError
+
+        raise UserError(
+            f"'{sweep_dir}' holds no runs of a sweep (no job directories with a .hydra/ folder); "
+            "give the sweep's directory, e.g. outputs/sweeps/<date>/<time>. Nothing was written.",
+            key="sweep_dir",
+        )
     failed = [r for r in rows if r.get("status") not in OK_STATUSES]
     best = next((r for r in rows if r.get("rank") == 1), None)
     monitor = (
@@ -265,11 +273,11 @@ def main_summarize(argv: list[str]) -> int:
         )
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     from .console import print_user_error
-    from .errors import UserError
+    from .errors import EXIT_SWEEP_FAILED, EXIT_USER_ERROR, UserError
 
     try:
         summary = summarize(argv[0])
     except UserError as error:
         print_user_error(str(error))
-        return 2
-    return 1 if summary["failed"] else 0
+        return EXIT_USER_ERROR
+    return EXIT_SWEEP_FAILED if summary["failed"] else 0

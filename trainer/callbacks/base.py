@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..best import resolve_mode
+from ..best import check_same_monitor, resolve_mode
 from ..errors import UserError, WriteFailure
 
 if TYPE_CHECKING:
@@ -139,14 +139,7 @@ def same_monitor(callback: str, run: RunContext, monitor: str | None, mode: str 
     """A callback's own monitor/mode, if given, must be the run's: one metric picks the best
     epoch for early stopping, checkpoints and the summary alike."""
     best = run.record.best
-    if monitor is not None and monitor != best.monitor:
-        raise UserError(
-            f"callbacks.{callback}.monitor='{monitor}' differs from trainer.monitor="
-            f"'{best.monitor}': one metric picks the best epoch for early stopping, checkpoints "
-            f"and the summary. Set trainer.monitor={monitor} instead (and leave "
-            f"callbacks.{callback}.monitor null).",
-            key=f"callbacks.{callback}.monitor",
-        )
+    check_same_monitor(callback, monitor, best.monitor)
     if mode is not None and resolve_mode(best.monitor, mode) != best.mode:
         raise UserError(
             f"callbacks.{callback}.mode='{mode}' differs from the run's mode '{best.mode}' for "

@@ -1,78 +1,171 @@
-"""A user's own CSV file: a header row, one target column, numeric or text feature columns.
+"""A user's own CSV file: a header row, one target column, numeric, date or text feature columns.
 
-Text columns are one-hot encoded; empty cells in numeric columns are filled with the
-train-split mean after the split. How each raw column became features is stored with the
-data (and with checkpoints) so that `mode=predict` encodes a new file the same way.
+Rows without a target are left out (dataset.missing_target=drop, with a notice) or refused
+(error). How each raw column became features (columns.py: numbers, dates, one-hot categories,
+exclusions) is stored with the data and with checkpoints, so that `mode=predict` encodes a new
+file the same way, and `describe_columns` reports it.
 """
 
 from __future__ import annotations
 
-import csv
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError, did_you_mean
+from ..errors import UserError
 from .arrays import ArrayData
+from .columns import (
+    RARE_SHARE,
+    RARE_TOKENS,
+    ColumnOptions,
+    analyse_column,
+    excluded,
+    fold,
+    markers_of,
+    merge_spellings,
+    merged_note,
+)
+from .dates import DATE_PARTS, DEFAULT_DATE_PARTS
+from .encoding import (
+    describe_columns,
+    encode_features,
+    encode_table,
+    feature_columns,
+    feature_names_of,
+)
+from .fixes import (
+    closest,
+    hydra_value,
+    is_number,
+    lines_text,
+    list_override,
+    override,
+    plural,
+    quoted,
+    quoted_list,
+)
+from .table import Table, read_table
 
-MISSING = {"", "na", "nan", "null", "none", "?", "n/a"}
-MAX_CATEGORIES = 100
+__all__ = ["describe_columns", "encode_features", "feature_names_of", "load_csv", "read_table"]
+
+log = logging.getLogger("trainer")
+
 MAX_CLASSES = 20
+MIN_ROWS = 10  # as DataModule needs for a train/val/test split
+TASKS = ("auto", "classification", "binary", "multiclass", "regression")
 
 
-def read_table(
-    path: str | Path, delimiter: str = ",", key: str = "dataset.path"
-) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a CSV file, with errors that say which file and line is wrong."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
-        raise UserError(f"{key}: no such file: '{path}'{where}.", key=key)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        try:
-            header = [name.strip() for name in next(reader)]
-        except StopIteration:
-            raise UserError(f"{key}: '{path}' is empty; a header row is needed.", key=key) from None
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                raise UserError(
-                    f"{key}: '{path}' line {line} has {len(row)} fields, the header has "
-                    f"{len(header)}. Is the delimiter '{delimiter}' right (dataset.delimiter)?",
-                    key=key,
-                )
-            rows.append([cell.strip() for cell in row])
-    if len(set(header)) != len(header):
+def _names(value: object) -> list[str]:
+    """A list option as names: a single name stands for [name], null for []."""
+    if value is None:
+        return []
+    if isinstance(value, (str, int, float)):
+        return [str(value)]
+    return [str(v) for v in value]
+
+
+def _check_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"{key}={quoted(value)} is not one of: {', '.join(choices)}.", key=key)
+
+
+def _check_names(table: Table, option: str, names: list[str]) -> None:
+    """Every name an option lists is a column of the file."""
+    for name in names:
+        if name not in table.header:
+            guess = closest(name, table.header)
+            hint = f" Did you mean {quoted(guess, 60)}?" if guess else ""
+            if guess and hydra_value(guess) != guess:
+                hint += f" On the command line: {list_override(option, [guess])}."
+            raise UserError(
+                f"{option} names {quoted(name, 60)}, which is not a column of '{table.path}'. "
+                f"Its columns: {quoted_list(table.header, 30)}.{hint}",
+                key=option,
+            )
+
+
+def _check_target(table: Table, target: str | None) -> str:
+    if target is None:
         raise UserError(
-            f"{key}: '{path}' has repeated column names in its header: {header}.", key=key
+            f"dataset.target is not set: name the column to predict, one of: "
+            f"{quoted_list(table.header, 30)}. For example: "
+            f"{override('dataset.target', table.header[-1])}",
+            key="dataset.target",
         )
-    return header, rows
+    target = str(target)
+    if target not in table.header:
+        guess = closest(target, table.header)
+        hint = f" Did you mean {quoted(guess, 60)}?" if guess else ""
+        if guess and hydra_value(guess) != guess:
+            hint += f" On the command line: {override('dataset.target', guess)}."
+        raise UserError(
+            f"dataset.target='{target}' is not a column of '{table.path}'. Its columns: "
+            f"{quoted_list(table.header, 30)}.{hint}",
+            key="dataset.target",
+        )
+    if not table.rows:
+        raise UserError(
+            f"dataset.path: '{table.path}' has a header but no data rows.", key="dataset.path"
+        )
+    return target
 
 
-def _as_float(values: list[str]) -> np.ndarray | None:
-    """The column as floats (NaN where missing), or None when some cell is text."""
-    out = np.empty(len(values), dtype=np.float64)
-    for i, cell in enumerate(values):
-        if cell.lower() in MISSING:
-            out[i] = np.nan
-            continue
-        try:
-            out[i] = float(cell)
-        except ValueError:
-            return None
-    return out
+# ---------------------------------------------------------------------- the target
+def _without_target(cells: list[str], options: ColumnOptions, task: str) -> list[int]:
+    """Rows whose target is missing: a marker, or for a numeric target a rare text token."""
+    markers = markers_of(options.na_values)
+    missing = [i for i, cell in enumerate(cells) if cell.lower() in markers]
+    if task in ("auto", "regression"):
+        numbers = dict.fromkeys(i for i, c in enumerate(cells) if is_number(c))
+        text = [i for i, c in enumerate(cells) if i not in numbers and c.lower() not in markers]
+        distinct = {cells[i] for i in text}
+        present = len(cells) - len(missing)
+        if numbers and text and len(distinct) <= RARE_TOKENS and len(text) <= RARE_SHARE * present:
+            missing = sorted(missing + text)
+    return missing
 
 
-def _infer_task(values: list[str], target: str) -> str:
-    numbers = _as_float(values)
-    distinct = set(values)
-    if numbers is None or len(distinct) <= 2:
+def _drop_rows_without_target(
+    table: Table, target: str, options: ColumnOptions, task: str, missing_target: str
+) -> tuple[Table, str]:
+    """The table without rows that lack a target, and a note for the target's treatment."""
+    cells = table.column(target)
+    missing = _without_target(cells, options, task)
+    if not missing:
+        return table, ""
+    markers = sorted({cells[i] for i in missing if cells[i]})
+    verb = "has no value" if markers else "is empty"
+    marked = f"; {quoted_list(markers, 3)} counted as missing" if markers else ""
+    where = f"column {quoted(target, 60)} of '{table.path}' {verb} in {len(missing)} rows "
+    where += f"(first at line {table.lines[missing[0]]}{marked})"
+    dropped = set(missing)
+    kept = [i for i in range(len(cells)) if i not in dropped]
+    if missing_target == "error":
+        raise UserError(
+            f"dataset.missing_target=error: {where}. Fill in those rows, or leave them out with "
+            "dataset.missing_target=drop.",
+            key="dataset.missing_target",
+        )
+    if len(kept) < MIN_ROWS:
+        raise UserError(
+            f"dataset.target: {where}; without them {len(kept)} rows remain, fewer than the "
+            f"{MIN_ROWS} a train/validation/test split needs. Fill in the target values.",
+            key="dataset.target",
+        )
+    log.warning(
+        f"'{table.path}': {plural(len(missing), 'row')} without a target "
+        f"({quoted(target, 60)}) left out (first at line {table.lines[missing[0]]}{marked})."
+    )
+    return table.subset(kept), f"; {plural(len(missing), 'row')} without a value left out"
+
+
+def _infer_task(labels: list[str]) -> str:
+    distinct = {fold(v) for v in labels}
+    if not all(is_number(v) for v in labels) or len(distinct) <= 2:
         return "binary" if len(distinct) == 2 else "multiclass"
-    integral = np.all(np.mod(numbers, 1) == 0)
-    if integral and len(distinct) <= MAX_CLASSES:
+    numbers = np.array([float(v) for v in labels])
+    if np.all(np.mod(numbers, 1) == 0) and len(distinct) <= MAX_CLASSES:
         return "multiclass"
     return "regression"
 
@@ -81,63 +174,47 @@ def _sorted_labels(values: set[str]) -> list[str]:
     try:
         return sorted(values, key=float)
     except ValueError:
-        return sorted(values)
+        return sorted(values, key=lambda v: (fold(v), v))
 
 
-def encode_features(
-    columns: list[dict], header: list[str], rows: list[list[str]], source: str
-) -> np.ndarray:
-    """Encode raw rows into the feature matrix described by `columns` (see load_csv)."""
-    index = {name: i for i, name in enumerate(header)}
-    blocks = []
-    for spec in columns:
-        name = spec["name"]
-        if name not in index:
+def _targets(table: Table, target: str, task: str) -> tuple[np.ndarray, list[str] | None, str]:
+    """(targets, class names or None, the target's treatment) for the task."""
+    labels = table.column(target)
+    if task == "regression":
+        text = [(v, n) for v, n in zip(labels, table.lines) if not is_number(v)]
+        if text:
             raise UserError(
-                f"{source} has no column '{name}', which the model was trained on. "
-                f"Its columns: {', '.join(header)}.{did_you_mean(name, header)}",
-                key="predict.input",
+                f"dataset.task=regression but column {quoted(target, 60)} holds text values: "
+                f"{quoted_list(sorted({v for v, _ in text}))} (first at line {text[0][1]}).",
+                key="dataset.task",
             )
-        cells = [row[index[name]] for row in rows]
-        if spec["kind"] == "numeric":
-            numbers = _as_float(cells)
-            if numbers is None:
-                bad = next(c for c in cells if c.lower() not in MISSING and not _is_number(c))
-                raise UserError(
-                    f"{source}: column '{name}' should be numeric but holds '{bad}'.",
-                    key="predict.input",
-                )
-            blocks.append(numbers[:, None])
-        else:
-            categories = spec["categories"]
-            onehot = np.zeros((len(cells), len(categories)))
-            lookup = {c: j for j, c in enumerate(categories)}
-            for i, cell in enumerate(cells):
-                j = lookup.get(cell)
-                if j is not None:  # an unseen category encodes as all zeros
-                    onehot[i, j] = 1.0
-            blocks.append(onehot)
-    return np.hstack(blocks) if blocks else np.zeros((len(rows), 0))
+        y = np.array([float(v) for v in labels])
+        infinite = [n for v, n in zip(y, table.lines) if np.isinf(v)]
+        if infinite:
+            raise UserError(
+                f"dataset.target: column {quoted(target, 60)} of '{table.path}' holds infinite "
+                f"values at {lines_text(infinite)}; replace them or leave those rows out.",
+                key="dataset.target",
+            )
+        return y, None, "target: regression"
+    names = merge_spellings(labels)
+    class_names = _sorted_labels(set(names.values()))
+    if task == "binary" and len(class_names) != 2:
+        raise UserError(
+            f"dataset.task=binary but column {quoted(target, 60)} has {len(class_names)} distinct "
+            f"values: {quoted_list(class_names)}.",
+            key="dataset.task",
+        )
+    index = {fold(c): i for i, c in enumerate(class_names)}
+    y = np.array([index[fold(v)] for v in labels], dtype=np.int64)
+    shown = ", ".join(quoted(c, 30) for c in class_names[:10]) + (
+        " ..." if len(class_names) > 10 else ""
+    )
+    treatment = f"target: {task}, {len(class_names)} classes ({shown})"
+    return y, class_names, treatment + merged_note(target, labels, names)
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False
-
-
-def feature_names_of(columns: list[dict]) -> list[str]:
-    names = []
-    for spec in columns:
-        if spec["kind"] == "numeric":
-            names.append(spec["name"])
-        else:
-            names.extend(f"{spec['name']}={c}" for c in spec["categories"])
-    return names
-
-
+# ---------------------------------------------------------------------- load_csv
 def load_csv(
     path: str,
     target: str | None = None,
@@ -145,110 +222,87 @@ def load_csv(
     features: list[str] | None = None,
     exclude: list[str] | None = None,
     delimiter: str = ",",
+    encoding: str = "utf-8",
+    na_values: list[str] | None = None,
+    missing_target: str = "drop",
+    dates: list[str] | None = None,
+    date_features: tuple[str, ...] = DEFAULT_DATE_PARTS,
+    categorical: list[str] | None = None,
 ) -> ArrayData:
-    """Load a CSV file; `target` names the column to predict."""
+    """Load a CSV file; `target` names the column to predict. A single name works wherever a
+    list of names is expected (exclude=id means [id])."""
     if path is None:
         raise UserError(
             "dataset=csv needs the file and the column to predict: dataset.path=<file.csv> "
             "dataset.target=<column>.",
             key="dataset.path",
         )
-    header, rows = read_table(path, delimiter)
-    if target is None:
-        raise UserError(
-            f"dataset.target is not set: name the column to predict, one of: {', '.join(header)}. "
-            "For example: dataset.target=label",
-            key="dataset.target",
-        )
-    if target not in header:
-        raise UserError(
-            f"dataset.target='{target}' is not a column of '{path}'. Its columns: "
-            f"{', '.join(header)}.{did_you_mean(target, header)}",
-            key="dataset.target",
-        )
-    if not rows:
-        raise UserError(
-            f"dataset.path: '{path}' has a header but no data rows.", key="dataset.path"
-        )
-    t = header.index(target)
-    labels = [row[t] for row in rows]
-    empty = [i + 2 for i, cell in enumerate(labels) if cell.lower() in MISSING]
-    if empty:
-        raise UserError(
-            f"dataset.target: column '{target}' of '{path}' is empty in {len(empty)} rows "
-            f"(first at line {empty[0]}); fill or remove those rows.",
-            key="dataset.target",
-        )
-
-    valid_tasks = ("auto", "classification", "binary", "multiclass", "regression")
-    if task not in valid_tasks:
-        raise UserError(
-            f"dataset.task='{task}' is not one of: {', '.join(valid_tasks)}.", key="dataset.task"
-        )
-    if task == "auto":
-        task = _infer_task(labels, target)
-    elif task == "classification":
-        task = "binary" if len(set(labels)) == 2 else "multiclass"
-
-    exclude = set(exclude or [])
-    names = (
-        [h for h in header if h != target and h not in exclude]
-        if features is None
-        else list(features)
+    _check_choice("dataset.task", task, TASKS)
+    _check_choice("dataset.missing_target", missing_target, ("drop", "error"))
+    parts = _names(date_features)
+    for part in parts:
+        _check_choice("dataset.date_features", part, DATE_PARTS)
+    table = read_table(path, delimiter, encoding=encoding)
+    target = _check_target(table, target)
+    chosen = {o: _names(v) for o, v in [("features", features), ("exclude", exclude)]}
+    options = ColumnOptions(
+        na_values=tuple(_names(na_values)),
+        dates=tuple(_names(dates)),
+        categorical=tuple(_names(categorical)),
+        date_parts=tuple(parts),
     )
-    for name in list(names) + list(exclude):
-        if name not in header:
-            raise UserError(
-                f"dataset.features / dataset.exclude name '{name}', which is not a column of "
-                f"'{path}'. Its columns: {', '.join(header)}.{did_you_mean(name, header)}",
-                key="dataset.features",
-            )
-    if target in names:
+    for option, names in [
+        *chosen.items(),
+        ("dates", options.dates),
+        ("categorical", options.categorical),
+    ]:
+        _check_names(table, f"dataset.{option}", list(names))
+    both = set(options.dates) & set(options.categorical)
+    if both:
         raise UserError(
-            f"the target '{target}' is also listed as a feature (dataset.features).",
+            f"dataset.dates and dataset.categorical both name {quoted_list(sorted(both))}; a "
+            "column is one or the other.",
+            key="dataset.dates",
+        )
+    if target in chosen["features"]:
+        raise UserError(
+            f"the target {quoted(target, 60)} is also listed as a feature (dataset.features).",
             key="dataset.features",
         )
-    if not names:
-        raise UserError(
-            f"'{path}' has no feature columns besides the target '{target}'.",
-            key="dataset.features",
-        )
+
+    table, dropped = _drop_rows_without_target(table, target, options, task, missing_target)
+    labels = table.column(target)
+    if task == "auto":
+        task = _infer_task(labels)
+    elif task == "classification":
+        task = "binary" if len(merge_spellings(labels)) == 2 else "multiclass"
+    y, class_names, target_treatment = _targets(table, target, task)
 
     columns = []
-    for name in names:
-        cells = [row[header.index(name)] for row in rows]
-        if _as_float(cells) is not None:
-            columns.append({"name": name, "kind": "numeric"})
-            continue
-        categories = sorted({c for c in cells if c.lower() not in MISSING})
-        if len(categories) > MAX_CATEGORIES:
-            raise UserError(
-                f"column '{name}' of '{path}' holds {len(categories)} distinct text values; it looks "
-                f"like an identifier, not a feature. Leave it out with dataset.exclude=[{name}].",
-                key="dataset.exclude",
+    for name in table.header:
+        if name == target:
+            columns.append(
+                {"name": name, "kind": "target", "treatment": target_treatment + dropped}
             )
-        columns.append({"name": name, "kind": "categorical", "categories": categories})
-    x = encode_features(columns, header, rows, f"'{path}'")
-
-    if task == "regression":
-        y = _as_float(labels)
-        if y is None:
-            raise UserError(
-                f"dataset.task=regression but column '{target}' holds text values.",
-                key="dataset.task",
-            )
-        class_names = None
-    else:
-        class_names = _sorted_labels(set(labels))
-        if task == "binary" and len(class_names) != 2:
-            raise UserError(
-                f"dataset.task=binary but column '{target}' has {len(class_names)} distinct values.",
-                key="dataset.task",
-            )
-        lookup = {label: i for i, label in enumerate(class_names)}
-        y = np.array([lookup[label] for label in labels], dtype=np.int64)
+        elif name in chosen["exclude"]:
+            columns.append(excluded(name, "dataset.exclude", notice=False))
+        elif features is not None and name not in chosen["features"]:
+            columns.append(excluded(name, "not in dataset.features", notice=False))
+        else:
+            source = f"'{table.path}'"
+            columns.append(analyse_column(name, table.column(name), table.lines, options, source))
+    if not feature_columns(columns):
+        report = "; ".join(f"{name}: {treatment}" for name, treatment in describe_columns(columns))
+        raise UserError(
+            f"dataset.features: '{table.path}' has no usable feature columns besides the target "
+            f"{quoted(target, 60)} ({report}).",
+            key="dataset.features",
+        )
+    x = encode_table(
+        columns, table.header, table.rows, f"'{table.path}'", table.lines, key="dataset.path"
+    )
     return ArrayData(
-        x,
+        x.features,
         y,
         task=task,
         name=Path(path).stem,
