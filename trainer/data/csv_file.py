@@ -74,15 +74,23 @@ def _check_names(table: Table, option: str, names: list[str]) -> None:
     """Every name an option lists is a column of the file."""
     for name in names:
         if name not in table.header:
-            guess = closest(name, table.header)
-            hint = f" Did you mean {quoted(guess, 60)}?" if guess else ""
-            if guess and hydra_value(guess) != guess:
-                hint += f" On the command line: {list_override(option, [guess])}."
+            hint = _did_you_mean(name, table, lambda guess: list_override(option, [guess]))
             raise UserError(
                 f"{option} names {quoted(name, 60)}, which is not a column of '{table.path}'. "
                 f"Its columns: {quoted_list(table.header, 30)}.{hint}",
                 key=option,
             )
+
+
+def _did_you_mean(name: str, table: Table, fix) -> str:
+    """' Did you mean X?' for a column name, with the override to paste when X needs quotes."""
+    guess = closest(name, table.header)
+    if guess is None:
+        return ""
+    hint = f" Did you mean {quoted(guess, 60)}?"
+    if hydra_value(guess) != guess:
+        hint += f" On the command line: {fix(guess)}."
+    return hint
 
 
 def _check_target(table: Table, target: str | None) -> str:
@@ -95,10 +103,7 @@ def _check_target(table: Table, target: str | None) -> str:
         )
     target = str(target)
     if target not in table.header:
-        guess = closest(target, table.header)
-        hint = f" Did you mean {quoted(guess, 60)}?" if guess else ""
-        if guess and hydra_value(guess) != guess:
-            hint += f" On the command line: {override('dataset.target', guess)}."
+        hint = _did_you_mean(target, table, lambda guess: override("dataset.target", guess))
         raise UserError(
             f"dataset.target='{target}' is not a column of '{table.path}'. Its columns: "
             f"{quoted_list(table.header, 30)}.{hint}",
