@@ -177,6 +177,21 @@ def test_anomaly_detection_and_deterministic_algorithms_are_switched_on(tmp_path
     assert not torch.is_anomaly_enabled()
 
 
+def test_an_anomaly_found_is_reported_as_the_op_that_made_nan_not_as_a_bug(tmp_path):
+    class SqrtOfNegative(torch.nn.Module):  # NaN in the forward pass from the first batch on
+        def forward(self, out, y):
+            return torch.sqrt(out.mean() - 1e3)
+
+    trainer, data = make_trainer(tmp_path, loss=SqrtOfNegative(), detect_anomaly=True, max_epochs=1)
+    with pytest.raises(NonFiniteError) as info:
+        trainer.fit(data)
+    assert info.value.key == "trainer.detect_anomaly"
+    assert str(info.value).startswith(
+        "trainer.detect_anomaly: Function 'SqrtBackward0' returned nan values in its 0th output."
+        " (batch 1 of the epoch)"
+    )
+
+
 def test_each_job_sets_deterministic_mode_anew_without_needless_imports():
     """A joblib worker reuses its process: a deterministic job must not leak into the next one.
     Setting the mode imports torch._inductor (~2 s), so it is done only when it changes."""

@@ -187,3 +187,32 @@ def test_a_resume_drops_the_events_written_after_its_checkpoint(tmp_path):
     assert [e.step for e in events.Scalars("loss/train_step")] == list(range(1, 31))
     assert [e.step for e in events.Scalars("lr_step/head")] == list(range(1, 31))
     assert events.Tags()["tensors"] == ["config/text_summary"]
+
+
+def test_per_step_rates_are_the_rates_each_step_trained_with(tmp_path):
+    from trainer.callbacks import Callback
+
+    class UsedRates(Callback):
+        def __init__(self):
+            self.rates = []
+
+        def on_before_optimizer_step(self, run):
+            self.rates.append(run.state.optimizer.param_groups[0]["lr"])
+
+    used = UsedRates()
+    cyclic = functools.partial(
+        torch.optim.lr_scheduler.CyclicLR, base_lr=0.001, max_lr=0.01, step_size_up=4
+    )
+    trainer, events = _run(
+        tmp_path,
+        callbacks={"lr_monitor": LearningRateMonitor(logging_interval="step"), "used": used},
+        optimizer=functools.partial(torch.optim.SGD, lr=0.001, momentum=0.9),
+        scheduler=cyclic,
+        max_epochs=2,
+    )
+    logged = [(e.step, e.value) for e in events.Scalars("lr_step")]
+    assert [step for step, _ in logged] == list(range(1, trainer.state.global_step + 1))
+    assert [value for _, value in logged] == pytest.approx(used.rates, rel=1e-6)
+    assert used.rates[:3] == pytest.approx([0.001, 0.00325, 0.0055])  # step 1 at the base rate
+    recorded = trainer.callbacks["tensorboard"]._rates()[1]["default"]  # the schedule figure
+    assert recorded == pytest.approx(used.rates, rel=1e-12)

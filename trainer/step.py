@@ -78,7 +78,18 @@ class TrainStep:
             outputs = self.model(x)
             loss = self.loss_fn(outputs, y)
         share = len(x) * self.world_size / self._group_samples[batch_idx // self.accumulate]
-        self.precision.backward(loss if share == 1.0 else loss * share)
+        try:
+            self.precision.backward(loss if share == 1.0 else loss * share)
+        except RuntimeError as error:  # trainer.detect_anomaly found the op: not a bug
+            if "returned nan values" not in str(error):
+                raise
+            raise NonFiniteError(
+                f"trainer.detect_anomaly: {str(error).strip().splitlines()[0]} (batch "
+                f"{batch_idx + 1} of the epoch): the loss or the gradients became NaN there. "
+                "Lower optimizer.lr, clip gradients (trainer.grad_clip.norm=1.0), or check that "
+                "op's inputs (a log or sqrt of a value <= 0, a division by 0).",
+                key="trainer.detect_anomaly",
+            ) from None
         return loss.detach(), outputs.detach()
 
     def unscale(self) -> None:

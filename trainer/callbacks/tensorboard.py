@@ -48,6 +48,7 @@ class TensorBoardLogger(Callback):
         # that grows with the run).
         self._lr_steps: list[int] = []
         self._lr_values: dict[str, list[float]] = {}
+        self._step_rates: list[tuple[str, float]] = []
         self._lr_history: dict[str, list] = {"steps": [], "values": []}
         self._last_step = -1
 
@@ -84,14 +85,19 @@ class TensorBoardLogger(Callback):
             )
 
     # -- per step
+    def on_before_optimizer_step(self, run) -> None:
+        # The rates this step trains with (a per-step schedule changes them right after it).
+        groups = run.state.optimizer.param_groups
+        self._step_rates = [(g.get("name", str(i)), float(g["lr"])) for i, g in enumerate(groups)]
+
     def on_train_batch_end(self, run, batch_idx, loss) -> None:
         step = run.state.global_step
         if step == self._last_step:  # inside an accumulation group, or a skipped step
             return
         self._last_step = step
         self._lr_steps.append(step)
-        for i, group in enumerate(run.state.optimizer.param_groups):
-            self._lr_values.setdefault(group.get("name", str(i)), []).append(float(group["lr"]))
+        for name, rate in self._step_rates:
+            self._lr_values.setdefault(name, []).append(rate)
         if self.log_every_n_steps and step % self.log_every_n_steps == 0:
             # A read of the loss, so only at the log interval.
             values = {"loss/train_step": loss.float().item()}
