@@ -240,3 +240,17 @@ def test_bf16_on_cuda_and_data_stays_on_the_device(tmp_path):
     trainer, data = make_trainer(tmp_path, precision="bf16-mixed", device="cuda", max_epochs=2)
     trainer.fit(data)
     assert trainer.train_batches.x.is_cuda
+
+
+def test_batch_norm_never_trains_on_one_sample(tmp_path):
+    from trainer.models import MLP
+
+    data = moons_data(n_samples=400)  # 280 training samples
+    model = MLP((2,), 1, hidden_sizes=[8], batch_norm=True)
+    alone, _ = make_trainer(tmp_path, data=data, model=model, batch_size=1)
+    with pytest.raises(UserError, match=r"trainer.batch_size=1: the model has BatchNorm layers"):
+        alone.fit(data)
+    # 280 = 31 x 9 + 1: the last batch of one sample is left out, and the epoch trains
+    trainer, _ = make_trainer(tmp_path / "b", data=data, model=model, batch_size=9, max_epochs=1)
+    trainer.fit(data)
+    assert len(trainer.train_batches) == 31 and trainer.state.global_step == 31

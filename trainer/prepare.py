@@ -14,6 +14,7 @@ from .data.batches import TensorBatches, training_batches
 from .data.module import DataModule
 from .devices import configure_torch, resolve_device
 from .distributed import Distributed
+from .errors import UserError
 from .evaluation import Predictions
 from .losses import head_for
 from .metrics import check_monitor
@@ -75,7 +76,17 @@ def place(
         name: (torch.as_tensor(x).to(device), head.targets(y).to(device))
         for name, (x, y) in data.arrays.items()
     }
-    batches = training_batches(*tensors["train"], s, dist.rank, dist.world_size)
+    norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+    batch_norm = any(isinstance(module, norms) for module in unwrapped.modules())
+    if batch_norm and s.batch_size < 2 * dist.world_size:
+        raise UserError(
+            f"trainer.batch_size={s.batch_size}: the model has BatchNorm layers, which cannot "
+            f"train on one sample per {'process' if dist.active else 'batch'}; use "
+            f"trainer.batch_size={2 * dist.world_size} or more (or model.batch_norm=false).",
+            key="trainer.batch_size",
+        )
+    min_per_rank = 2 if batch_norm else 1  # a last batch of one sample is left out of the epoch
+    batches = training_batches(*tensors["train"], s, dist.rank, dist.world_size, min_per_rank)
     steps_per_epoch = -(-len(batches) // s.accumulate_grad_batches)
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         optimizer = build_optimizer(

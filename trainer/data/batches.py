@@ -35,6 +35,7 @@ class TensorBatches:
         rank: int = 0,
         world_size: int = 1,
         limit: int | None = None,
+        min_per_rank: int = 1,
     ) -> None:
         self.x, self.y = x, y
         self.batch_size = int(batch_size)
@@ -42,8 +43,10 @@ class TensorBatches:
         self.rank, self.world_size = rank, world_size
         n = len(x)
         full = -(-n // self.batch_size)
-        if world_size > 1 and n % self.batch_size and n % self.batch_size < world_size:
-            full -= 1  # a last batch smaller than the number of ranks would leave a rank empty
+        if n % self.batch_size and n % self.batch_size < world_size * min_per_rank:
+            # a last batch too small to give every rank `min_per_rank` samples (an empty rank;
+            # BatchNorm, which cannot train on one sample) is left out of the epoch
+            full -= 1
         self.num_batches = full if limit is None else min(full, int(limit))
 
     def __len__(self) -> int:
@@ -108,10 +111,16 @@ class EvalBatches:
 
 
 def training_batches(
-    x: torch.Tensor, y: torch.Tensor, settings: TrainerSettings, rank: int = 0, world_size: int = 1
+    x: torch.Tensor,
+    y: torch.Tensor,
+    settings: TrainerSettings,
+    rank: int = 0,
+    world_size: int = 1,
+    min_per_rank: int = 1,
 ) -> TensorBatches:
     """The training batches a run's settings ask for (TrainerSettings: batch size, seed,
-    overfit_batches, fast_dev_run, limit_train_batches)."""
+    overfit_batches, fast_dev_run, limit_train_batches); each rank's share of a batch holds
+    at least `min_per_rank` samples (2 for BatchNorm)."""
     if settings.overfit_batches:  # the same first N batches every epoch, no shuffle
         return TensorBatches(
             x,
@@ -123,7 +132,13 @@ def training_batches(
             limit=settings.overfit_batches,
         )
     batches = TensorBatches(
-        x, y, settings.batch_size, seed=settings.seed, rank=rank, world_size=world_size
+        x,
+        y,
+        settings.batch_size,
+        seed=settings.seed,
+        rank=rank,
+        world_size=world_size,
+        min_per_rank=min_per_rank,
     )
     limit = (
         1
