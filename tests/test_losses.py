@@ -57,3 +57,28 @@ def test_nll_equals_cross_entropy_on_logits_and_balanced_weights_follow_counts()
     assert build_loss(CrossEntropy, "multiclass", np.array([60, 30, 10])).weight is None
     with pytest.raises(UserError, match="label_smoothing"):
         CrossEntropy(label_smoothing=1.0)
+
+
+def test_losses_the_loop_cannot_train_with_are_refused_with_the_fix():
+    with pytest.raises(UserError, match="loss.reduction=none gives one loss per sample") as info:
+        build_loss(functools.partial(torch.nn.MSELoss, reduction="none"), "regression", None)
+    assert info.value.key == "loss.reduction"
+    with pytest.raises(UserError, match="takes probabilities .* use loss=bce_logits") as info:
+        build_loss(torch.nn.BCELoss, "binary", None)
+    assert info.value.key == "loss._target_"
+
+
+def test_a_plain_loss_function_trains_with_its_module_twins_layout():
+    from trainer.losses import FunctionLoss
+
+    binary = build_loss(
+        functools.partial(torch.nn.functional.binary_cross_entropy_with_logits), "binary", None
+    )
+    assert isinstance(binary, FunctionLoss)
+    head = head_for(binary, "binary", 2, 1, "loss", "moons")
+    assert (head.kind, head.num_outputs) == ("logit", 1)
+    outputs, targets = torch.tensor([[0.0], [2.0]]), head.targets(np.array([0, 1]))
+    expected = torch.nn.BCEWithLogitsLoss()(outputs, targets)
+    assert torch.equal(binary(outputs, targets), expected)
+    multi = build_loss(functools.partial(torch.nn.functional.cross_entropy), "multiclass", None)
+    assert head_for(multi, "multiclass", 3, 1, "loss", "iris").num_outputs == 3

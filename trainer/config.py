@@ -141,11 +141,12 @@ def check_target(node: DictConfig, key: str, supplied: tuple[str, ...] = ()) -> 
         full = f"{key}.{name}"
         if name not in params and not open_kwargs:
             valid = [n for n in names if n not in ("self", "params", "optimizer", *supplied)]
-            raise UserError(
-                f"{full} is not an argument of {target}; valid: {', '.join(valid)}."
-                f"{did_you_mean(str(name), valid)}",
-                key=full,
+            options = (
+                f"valid: {', '.join(valid)}.{did_you_mean(str(name), valid)}"
+                if valid
+                else f"it takes no settings; choose a {key} that does (python -m trainer --help)."
             )
+            raise UserError(f"{full} is not an argument of {target}; {options}", key=full)
         value = node[name]
         if isinstance(value, (DictConfig, ListConfig)):
             value = OmegaConf.to_container(value, resolve=True)

@@ -6,6 +6,7 @@ output) for binary, MSE for regression. Every loss here takes raw model outputs 
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import numpy as np
@@ -160,6 +161,15 @@ _TORCH_LOSSES = {
     nn.NLLLoss: CLASSIFICATION,
 }
 _TORCH_KIND = {nn.BCEWithLogitsLoss: "logit", nn.CrossEntropyLoss: "logits", nn.NLLLoss: "logits"}
+_FUNCTIONAL_TWINS = {
+    F.mse_loss: nn.MSELoss,
+    F.l1_loss: nn.L1Loss,
+    F.smooth_l1_loss: nn.SmoothL1Loss,
+    F.huber_loss: nn.HuberLoss,
+    F.binary_cross_entropy_with_logits: nn.BCEWithLogitsLoss,
+    F.cross_entropy: nn.CrossEntropyLoss,
+    F.nll_loss: nn.NLLLoss,
+}
 
 
 def head_for(
@@ -190,12 +200,54 @@ def head_for(
     return Head(task, kind, 1 if kind == "logit" else num_classes)
 
 
+class FunctionLoss(nn.Module):
+    """A plain loss function, f(outputs, targets) -> a number, as a module; torch's functional
+    losses bring the output layout of their module twins (the model's outputs and targets)."""
+
+    def __init__(self, function) -> None:
+        super().__init__()
+        self.function = function
+        twin = _FUNCTIONAL_TWINS.get(getattr(function, "func", function))
+        self.tasks = _TORCH_LOSSES.get(twin)
+        self.kind = _TORCH_KIND.get(twin)
+
+    def forward(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.function(outputs, target)
+
+
 def build_loss(factory, task: str, class_counts: np.ndarray | None) -> nn.Module:
-    """Call a loss class or factory, passing `task` / `class_counts` only where it takes them."""
+    """Call a loss class or factory, passing `task` / `class_counts` only where it takes them;
+    a plain function of (input, target) becomes the loss itself."""
+    target = factory.func if isinstance(factory, functools.partial) else factory
     params = inspect.signature(factory).parameters
-    extra = {}
-    if "task" in params:
-        extra["task"] = task
-    if "class_counts" in params:
-        extra["class_counts"] = class_counts
-    return factory(**extra)
+    required = [
+        n for n, p in params.items() if p.default is inspect.Parameter.empty and p.kind <= 1
+    ]
+    if not isinstance(target, type) and len(required) == 2:  # e.g. F.binary_cross_entropy
+        loss = FunctionLoss(factory)
+    else:
+        extra = {}
+        if "task" in params:
+            extra["task"] = task
+        if "class_counts" in params:
+            extra["class_counts"] = class_counts
+        loss = factory(**extra)
+    _check_usable(loss)
+    return loss
+
+
+def _check_usable(loss: nn.Module) -> None:
+    """Losses the loop cannot train with, said before any work."""
+    if getattr(loss, "reduction", "mean") == "none":
+        raise UserError(
+            "loss.reduction=none gives one loss per sample, and a training step needs one "
+            "number: use loss.reduction=mean (the default) or sum.",
+            key="loss.reduction",
+        )
+    if isinstance(loss, nn.BCELoss):
+        raise UserError(
+            "loss._target_=torch.nn.BCELoss takes probabilities (after a sigmoid), and the "
+            "models here output logits: use loss=bce_logits (BCEWithLogitsLoss, the same loss "
+            "computed stably from logits).",
+            key="loss._target_",
+        )
