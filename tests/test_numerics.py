@@ -155,6 +155,21 @@ def test_skip_drops_non_finite_batches_and_counts_them(tmp_path):
     )
 
 
+def test_skip_stops_a_run_that_only_skips_as_diverged(tmp_path):
+    trainer, data = make_trainer(
+        tmp_path, loss=NaNEvery(1), on_nonfinite="skip", max_epochs=5, batch_size=8
+    )  # every step non-finite: nothing to train on (35 steps an epoch)
+    with pytest.raises(NonFiniteError) as info:
+        trainer.fit(data)
+    assert info.value.key == "trainer.on_nonfinite"
+    assert str(info.value).startswith(
+        "trainer.on_nonfinite=skip skipped 35 optimizer steps in a row (up to step 0, epoch 1)"
+    )
+    summary = trainer.finish(error=info.value)
+    assert summary["status"] == "failed" and summary["nonfinite"]["skipped_in_a_row"] == 35
+    assert [f["kind"] for f in summary["health"]][0] == "divergence"
+
+
 def test_stop_is_the_default_for_a_nan_batch(tmp_path):
     trainer, data = make_trainer(tmp_path, loss=NaNEvery(5), max_epochs=2)
     with pytest.raises(NonFiniteError, match="between optimizer steps 0 and"):

@@ -259,6 +259,7 @@ class Trainer:
                 "steps": steps,
                 "lr": lr,
                 "value": str(loss.item()),
+                "skipped_in_a_row": self.step.skipped_in_a_row,
             }
             raise nonfinite_error(self.record.nonfinite)
         self._last_check_step = state.global_step

@@ -21,6 +21,8 @@ from .data.batches import TensorBatches
 from .errors import NonFiniteError
 from .precision import Precision
 
+MAX_SKIPPED_IN_A_ROW = 20  # on_nonfinite=skip: this many non-finite steps in a row is divergence
+
 
 class TrainStep:
     """Forward/backward of micro-batches and the optimizer step, with the run's numerics."""
@@ -45,6 +47,7 @@ class TrainStep:
         self.params = [p for p in unwrapped.parameters() if p.requires_grad]
         self.accumulate, self.clip_norm, self.clip_value = accumulate, clip_norm, clip_value
         self.skip_nonfinite = skip_nonfinite
+        self.skipped_in_a_row = 0  # on_nonfinite=skip: too many in a row means diverged
         self.ddp, self.world_size = ddp, world_size
         self._autocast = precision.autocast()  # re-entered every batch (a no-op at fp32)
         self._group_samples: list[int] = []
@@ -110,7 +113,9 @@ class TrainStep:
             self.zero_grad()
             if self.precision.scaler is not None:
                 self.precision.scaler.update()
+            self.skipped_in_a_row += 1
             return False
+        self.skipped_in_a_row = 0
         if self.clip_value is not None:
             nn.utils.clip_grad_value_(self.params, self.clip_value)
         if norm is not None:
@@ -124,12 +129,14 @@ class TrainStep:
         self, loss: torch.Tensor | None, interrupted: bool, dist, device: torch.device
     ) -> tuple[bool, bool]:
         """(non-finite, interrupted): whether `loss` or the epoch's gradient norms went NaN/inf
-        (unless on_nonfinite=skip), and whether any process has a pending signal. Under DDP every
+        (with on_nonfinite=skip: whether MAX_SKIPPED_IN_A_ROW steps in a row were skipped), and
+        whether any process has a pending signal. Under DDP every
         rank gets the same answer, from one small collective; otherwise one host read at most."""
         checks_loss = not self.skip_nonfinite
+        diverged = self.skip_nonfinite and self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW
         if not (checks_loss or dist.active):
-            return False, interrupted
-        flag = torch.zeros((), dtype=torch.bool, device=device)
+            return diverged, interrupted
+        flag = torch.tensor(diverged, device=device)
         if checks_loss and loss is not None:
             flag = ~torch.isfinite(loss)
             if self.norm_count:
@@ -164,6 +171,15 @@ def nonfinite_error(found: dict) -> NonFiniteError:
         else "no epoch had finished"
     )
     first, last_step = found["steps"]
+    if found.get("skipped_in_a_row"):
+        return NonFiniteError(
+            f"trainer.on_nonfinite=skip skipped {found['skipped_in_a_row']} optimizer steps in "
+            f"a row (up to step {last_step}, epoch {found['epoch']}) at learning rate "
+            f"{found['lr']:.3g}: the weights diverged and no longer recover, so the run stops "
+            "as diverged. Lower optimizer.lr or clip gradients (trainer.grad_clip.norm=1.0); "
+            f"{last}.",
+            key="trainer.on_nonfinite",
+        )
     return NonFiniteError(
         f"the training loss became non-finite ({found['value']}) between optimizer steps "
         f"{first} and {last_step} (epoch {found['epoch']}) at learning rate {found['lr']:.3g}. "
