@@ -167,7 +167,7 @@ def test_skip_stops_a_run_that_only_skips_as_diverged(tmp_path):
     )
     summary = trainer.finish(error=info.value)
     assert summary["status"] == "failed" and summary["nonfinite"]["skipped_in_a_row"] == 35
-    assert [f["kind"] for f in summary["health"]][0] == "divergence"
+    assert summary["health"][0]["kind"] == "divergence"
 
 
 def test_stop_is_the_default_for_a_nan_batch(tmp_path):
