@@ -345,7 +345,7 @@ class Trainer:
     def _resume(self, path: Path) -> None:
         checkpoint = load_checkpoint(path, map_location="cpu")
         state, record = self.state, self.record
-        state.restore(checkpoint, self._data_state, self.dist.rank)  # refused if it does not fit
+        state.restore(checkpoint, self._data_state, self.config.resolved, self.dist.rank)
         for name, cb in self.callbacks.items():
             if name in checkpoint["callbacks"]:
                 cb.load_state_dict(checkpoint["callbacks"][name])

@@ -89,11 +89,15 @@ class TrainingState:
             "versions": {"trainer": __version__, "torch": str(torch.__version__)},
         }
 
-    def restore(self, checkpoint: dict[str, Any], data: dict[str, Any], rank: int = 0) -> None:
+    def restore(
+        self, checkpoint: dict[str, Any], data: dict[str, Any], config: dict, rank: int = 0
+    ) -> None:
         """This state from a checkpoint, with this process's random number generators. A
-        checkpoint of another model or data set (`data`: the DataModule's state) is refused
-        before anything changes."""
+        checkpoint of another model or data set (`data`: the DataModule's state), or one this
+        command would train on with another optimizer or schedule (`config`: the resolved
+        config, {} from Python), is refused before anything changes."""
         check_same_data(checkpoint["data"], data)
+        check_same_training(checkpoint.get("config") or {}, config)
         check_same_model(checkpoint["model"], self.model.state_dict())
         self.load_state_dict(checkpoint)
         rng = checkpoint["rng"]
@@ -129,6 +133,28 @@ def check_same_model(saved: dict[str, Any], built: dict[str, Any]) -> None:
             "with the model settings it was trained with (they are in its .hydra/config.yaml), "
             "or start a new run without trainer.resume.",
             key="trainer.resume",
+        )
+
+
+def check_same_training(saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """A resume continues with the optimizer and schedule its run trained with: their state
+    (moments, steps taken, the schedule's position) only means something with those values."""
+    if not saved or not current:
+        return
+    changed = [
+        f"{section}.{key}: {_short(saved[section].get(key))} -> {_short(value)}"
+        for section in ("optimizer", "scheduler")
+        if isinstance(saved.get(section), dict) and isinstance(current.get(section), dict)
+        for key, value in current[section].items()
+        if saved[section].get(key) != value
+    ]
+    if changed:
+        raise UserError(
+            f"trainer.resume continues a run with the optimizer and schedule it trained with, "
+            f"and this command changes them ({'; '.join(changed)}). The optimizer's state and "
+            "the schedule's position follow the old values, so a resume cannot change them: "
+            "leave them as they were, or start a new run for other values.",
+            key=changed[0].split(":")[0],
         )
 
 
