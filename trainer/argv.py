@@ -5,6 +5,8 @@ values only. No torch here unless torchrun started the process."""
 from __future__ import annotations
 
 import functools
+import os
+import tempfile
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -84,7 +86,7 @@ def _claim_run_dir(argv: list[str], resuming: bool, auto: bool) -> None:
 def _resume_into_run_dir(argv: list[str]) -> list[str]:
     """`trainer.resume=<run dir>` continues that run in its own directory, with its own config
     (the original overrides first, then the new ones, which win). The original .hydra/ is kept;
-    the resumed invocation's composition goes to .hydra/resumed-<time>/."""
+    the resumed invocation's composition goes to .hydra/resumed-<time>/ once it trains."""
     from datetime import datetime
 
     import yaml
@@ -106,7 +108,11 @@ def _resume_into_run_dir(argv: list[str]) -> list[str]:
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
     if explicit is None:
         argv.append(f"hydra.run.dir={run_dir}")
-    return [*argv, f"hydra.output_subdir=.hydra/resumed-{stamp}"]
+    # Nothing is written into the run until the resume trains (rundir.keep_resume_records): a
+    # refused resume, or one with nothing left to train, changes no file of the run.
+    log = Path(tempfile.gettempdir()) / f"trainer-resume-{os.getpid()}-{stamp}.log"
+    claimed["resume_records"] = {"subdir": f".hydra/resumed-{stamp}", "log": str(log)}
+    return [*argv, "hydra.output_subdir=null", f"hydra.job_logging.handlers.file.filename={log}"]
 
 
 def _use_into_run_dir(argv: list[str], folder: str) -> list[str]:
@@ -176,6 +182,8 @@ def _share_run_dir(argv: list[str]) -> list[str]:
     dist.broadcast_object_list(box, src=0)
     argv = [a for a in argv if not a.startswith("hydra.run.dir=")] + [f"hydra.run.dir={box[0]}"]
     if env_rank() != 0:  # one log file and one .hydra/ for the run: rank 0's
+        resume_log = "hydra.job_logging.handlers.file.filename="  # (rank 0's, for a resume)
+        argv = [a for a in argv if not a.startswith((resume_log, "hydra.output_subdir="))]
         argv += ["hydra.output_subdir=null", "hydra/job_logging=worker"]
     return argv
 

@@ -7,6 +7,7 @@ fix are shown as one panel and exit with status 2; bugs keep their traceback (st
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ _exit_code = 0  # a single run's failure, reported already by the job
 # ---------------------------------------------------------------------- --help
 EXAMPLES = """\
 examples:
-  python -m trainer                                        # moons + MLP + AdamW, ~10 s on 2 CPU cores
+  python -m trainer                                        # moons + MLP + AdamW, ~5 s on 2 CPU cores
   python -m trainer optimizer=sgd optimizer.lr=0.1 optimizer.momentum=0.9
   python -m trainer dataset=digits model=cnn trainer.max_epochs=20
   python -m trainer dataset=csv dataset.path=data.csv dataset.target=label
@@ -36,6 +37,8 @@ more: --cfg job (print the composed config), --hydra-help (Hydra's options), REA
 
 def _description(path: Path) -> str:
     for line in path.read_text().splitlines():
+        if line.startswith("# @package"):
+            continue  # Hydra's directive, not a description
         if line.startswith("#"):
             return line.lstrip("# ").strip()
         if line.strip() and not line.startswith("#"):
@@ -225,8 +228,13 @@ def run_cli(argv: list[str]) -> int:
 
             shutdown(succeeded=code == 0)
         from . import rundir
+        from .argv import claimed
 
         rundir.release()
+        rundir.forget_resume_records(claimed.get("resume_records"))
+        if claimed.get("existed") is False:  # claimed for a run that never began (a config
+            with contextlib.suppress(OSError):  # error): no empty directory left behind
+                Path(claimed["dir"]).rmdir()
     return code
 
 
@@ -335,4 +343,7 @@ def _suggest_key(key: str) -> str:
         return did_you_mean(name, [f.name for f in fields(SCHEMAS[section])]).replace(
             "'", f"'{section}.", 1
         )
+    if not name:  # a setting without its section, e.g. max_epochs=3 for trainer.max_epochs=3
+        owners = [s for s, schema in SCHEMAS.items() if section in {f.name for f in fields(schema)}]
+        return f"Did you mean '{owners[0]}.{section}'?" if owners else ""
     return ""

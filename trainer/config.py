@@ -10,7 +10,9 @@ its own job, with its message, and not the whole sweep.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import logging
 import math
 from dataclasses import fields
 from typing import Any
@@ -111,6 +113,16 @@ def _check_type(key: str, value: Any, param: inspect.Parameter) -> None:
         raise UserError(f"{key}={value!r} must be text.", key=key)
 
 
+@contextlib.contextmanager
+def _quiet(logger: str):
+    log = logging.getLogger(logger)
+    disabled, log.disabled = log.disabled, True
+    try:
+        yield
+    finally:
+        log.disabled = disabled
+
+
 def check_target(node: DictConfig, key: str, supplied: tuple[str, ...] = ()) -> None:
     """Check a `_target_` node's arguments against the target's signature."""
     from hydra.utils import get_object
@@ -119,7 +131,8 @@ def check_target(node: DictConfig, key: str, supplied: tuple[str, ...] = ()) -> 
     if target is None:
         raise UserError(f"{key} has no _target_: say which class or function it builds.", key=key)
     try:
-        obj = get_object(target)
+        with _quiet("hydra.utils"):  # its own log lines would print before our one paragraph
+            obj = get_object(target)
     except Exception as error:
         cause = str(error).strip().splitlines()[-1]
         raise UserError(

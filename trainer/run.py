@@ -14,7 +14,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from . import report
+from . import report, rundir
+from .argv import claimed
 from .config import validate
 from .data.encoding import describe_columns
 from .errors import UserError
@@ -77,6 +78,9 @@ def train(
             if trainer.is_main_process:
                 report.key_values("nothing to do", done, style="yellow")
             return trainer.record.best.value
+        records = claimed.get("resume_records")
+        if records and trainer.is_main_process:  # the resume trains: its records go in the run
+            rundir.keep_resume_records(run_dir, records, OmegaConf.to_yaml(cfg), overrides)
         if trainer.is_main_process:
             report.start_panel(start_rows(trainer, data, cfg, choices, run_dir))
             if data.spec.columns:

@@ -139,3 +139,35 @@ def _alive(owner: dict) -> bool:
     except (PermissionError, ValueError, KeyError, TypeError):
         return True
     return True
+
+
+def keep_resume_records(run_dir: Path, records: dict, config: str, overrides: list[str]) -> None:
+    """A resume that trains keeps its records in the run: its composition in
+    .hydra/resumed-<time>/, and its log (so far in a temporary file) in trainer.log."""
+    import logging
+
+    import yaml
+
+    folder = Path(run_dir) / records["subdir"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(config)
+    (folder / "overrides.yaml").write_text(yaml.safe_dump(list(overrides)))
+    temporary, log = Path(records["log"]), Path(run_dir) / "trainer.log"
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == temporary:
+            handler.close()
+            root.removeHandler(handler)
+            with log.open("a") as out:
+                out.write(temporary.read_text())
+            moved = logging.FileHandler(log)
+            moved.setFormatter(handler.formatter)
+            moved.setLevel(handler.level)
+            root.addHandler(moved)
+    forget_resume_records(records)
+
+
+def forget_resume_records(records: dict | None) -> None:
+    """The temporary log of a resume that did not train (or whose log moved into the run)."""
+    if records:
+        Path(records["log"]).unlink(missing_ok=True)
