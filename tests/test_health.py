@@ -116,3 +116,17 @@ def test_crafted_runs_get_the_right_finding(tmp_path, case, expected):
     assert kinds[0] == expected, kinds
     ruled_out = {"overfitting": {"lr_too_high"}}.get(expected, set())
     assert ruled_out.isdisjoint(kinds), kinds
+
+
+def test_learning_rate_advice_starts_from_the_rate_the_user_set(tmp_path):
+    cosine = functools.partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=8, eta_min=0.0)
+    trainer, data = make_trainer(
+        tmp_path,
+        optimizer=functools.partial(torch.optim.SGD, lr=1e-5, foreach=True),
+        scheduler=cosine,
+        max_epochs=8,
+    )
+    trainer.fit(data)
+    assert trainer.state.optimizer.param_groups[0]["lr"] == 0.0  # the schedule ended at 0
+    finding = next(f for f in trainer.finish()["health"] if f["kind"] == "lr_too_low")
+    assert "at lr 1e-05. Try optimizer.lr=0.0001" in finding["message"]

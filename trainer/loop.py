@@ -365,8 +365,7 @@ class Trainer:
             record.failed(error, self.state.epoch if self.state else 0)
         summary = record.summary()
         if self.state is not None and self.state.optimizer is not None:
-            lr = self.state.optimizer.param_groups[0]["lr"]
-            summary["health"] = diagnose(summary, self.head.task, lr)
+            summary["health"] = diagnose(summary, self.head.task, self.state.base_lr())
         if self.context is not None:  # (a failed set-up ran no callback: none to close)
             end_of_run(self.callbacks, self.context, summary)
         if self.files is not None:

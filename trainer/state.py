@@ -39,6 +39,10 @@ class TrainingState:
         self.batches_done = 0  # batches of the current epoch done (for a mid-epoch resume)
         self.epoch_complete = True
         self.grad_norm: torch.Tensor | None = None  # of the last step where it was measured
+        # The rates as set, per group: a schedule keeps them as initial_lr; a plateau schedule
+        # changes them only later.
+        groups = optimizer.param_groups if optimizer is not None else []
+        self._set_lrs = [float(g.get("initial_lr", g["lr"])) for g in groups]
 
     def start_epoch(self) -> None:
         self.epoch += 1
@@ -50,6 +54,13 @@ class TrainingState:
         if self.epoch_complete:
             return f"epoch {self.epoch} complete, step {self.global_step}"
         return f"epoch {self.epoch}, after batch {self.batches_done}, step {self.global_step}"
+
+    def base_lr(self) -> float:
+        """The rate the user set for the default parameter group (optimizer.lr), before any
+        schedule moved it: what advice about the learning rate starts from."""
+        groups = self.optimizer.param_groups
+        main = next((i for i, g in enumerate(groups) if g.get("name") == "default"), 0)
+        return self._set_lrs[main]
 
     def learning_rates(self) -> dict[str, float]:
         """`lr` (the default parameter group's, i.e. optimizer.lr as scheduled: the same tag in
