@@ -59,13 +59,16 @@ def _job_number(job_dir: Path) -> int:
 
 
 def _varying(all_overrides: list[list[str]]) -> set[str]:
-    """Override keys whose value differs between jobs: what the sweep compares."""
+    """Override keys whose value differs between jobs, or that some jobs set and others do not:
+    what the sweep compares."""
     values: dict[str, set[str]] = {}
+    jobs_setting: dict[str, int] = {}
     for overrides in all_overrides:
         for o in _swept(overrides):
             key, _, value = o.partition("=")
             values.setdefault(key, set()).add(value)
-    keys = {k for k, v in values.items() if len(v) > 1}
+            jobs_setting[key] = jobs_setting.get(key, 0) + 1
+    keys = {k for k, v in values.items() if len(v) > 1 or jobs_setting[k] < len(all_overrides)}
     return keys or set(values)
 
 
