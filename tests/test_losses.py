@@ -82,3 +82,19 @@ def test_a_plain_loss_function_trains_with_its_module_twins_layout():
     assert torch.equal(binary(outputs, targets), expected)
     multi = build_loss(functools.partial(torch.nn.functional.cross_entropy), "multiclass", None)
     assert head_for(multi, "multiclass", 3, 1, "loss", "iris").num_outputs == 3
+
+
+def test_focal_alpha_is_one_weight_per_class_on_multiclass_tasks():
+    counts = np.array([10, 20, 30])
+    focal = build_loss(functools.partial(Focal, alpha=[1.0, 2.0, 0.5]), "multiclass", counts)
+    logits, target = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), torch.tensor([0, 1])
+    log_p = F.log_softmax(logits, dim=1).gather(1, target[:, None])[:, 0]
+    expected = (torch.tensor([1.0, 2.0]) * (1 - log_p.exp()) ** 2 * -log_p).mean()
+    assert torch.allclose(focal(logits, target), expected)
+    assert not torch.allclose(focal(logits, target), Focal(task="multiclass")(logits, target))
+    for alpha in (0.25, [1.0, 2.0]):  # a binary setting, or the wrong number of classes
+        with pytest.raises(UserError, match=r"one weight per class, in class order") as info:
+            build_loss(functools.partial(Focal, alpha=alpha), "multiclass", counts)
+        assert info.value.key == "loss.alpha"
+    with pytest.raises(UserError, match=r"positive class's weight, a number in \(0, 1\)"):
+        build_loss(functools.partial(Focal, alpha=[0.5, 0.5]), "binary", counts[:2])

@@ -113,21 +113,29 @@ class BCEWithLogits(nn.Module):
 class Focal(nn.Module):
     """Focal loss (Lin et al. 2017): cross entropy down-weighting easy examples by (1 - p_t)^gamma.
 
-    Binary tasks use one logit (sigmoid); multi-class tasks one logit per class (softmax).
+    Binary tasks use one logit (sigmoid) and `alpha`, the positive class's weight in (0, 1);
+    multi-class tasks one logit per class (softmax) and `alpha`, one weight per class.
     """
 
     tasks = CLASSIFICATION
 
     def __init__(
-        self, gamma: float = 2.0, alpha: float | None = None, task: str = "binary"
+        self,
+        gamma: float = 2.0,
+        alpha: float | list[float] | None = None,
+        task: str = "binary",
+        class_counts: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         if gamma < 0:
             raise UserError(f"loss.gamma must be >= 0, got {gamma}.", key="loss.gamma")
-        if alpha is not None and not 0 < alpha < 1:
-            raise UserError(f"loss.alpha must be in (0, 1) or null, got {alpha}.", key="loss.alpha")
-        self.gamma, self.alpha = gamma, alpha
+        self.gamma = gamma
         self.kind = "logit" if task == "binary" else "logits"
+        alpha = None if alpha is None else _focal_alpha(alpha, task, class_counts)
+        if isinstance(alpha, torch.Tensor):  # per class: a buffer, moved with the loss
+            self.register_buffer("alpha", alpha)
+        else:
+            self.alpha = alpha
 
     def forward(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.kind == "logit":
@@ -139,8 +147,32 @@ class Focal(nn.Module):
         else:
             log_p = F.log_softmax(outputs, dim=1).gather(1, target[:, None])[:, 0]
             ce, p_t = -log_p, log_p.exp()
-            weight = 1.0
+            weight = 1.0 if self.alpha is None else self.alpha[target]
         return (weight * (1 - p_t) ** self.gamma * ce).mean()
+
+
+def _focal_alpha(alpha, task: str, class_counts: np.ndarray | None):
+    """Binary: a float in (0, 1). Multi-class: one positive weight per class, as a tensor."""
+    if task == "binary":
+        if isinstance(alpha, (list, tuple)) or not 0 < alpha < 1:
+            raise UserError(
+                f"loss.alpha={alpha}: on a binary task it is the positive class's weight, a "
+                "number in (0, 1), e.g. loss.alpha=0.25 (or null).",
+                key="loss.alpha",
+            )
+        return float(alpha)
+    classes = len(class_counts) if class_counts is not None else None
+    if not isinstance(alpha, (list, tuple)) or (classes and len(alpha) != classes):
+        example = ",".join(["1.0"] * (classes or 3))
+        raise UserError(
+            f"loss.alpha={alpha}: on a task with {classes or 'several'} classes it is one weight "
+            f"per class, in class order, e.g. 'loss.alpha=[{example}]' (a single number is the "
+            "binary setting), or null.",
+            key="loss.alpha",
+        )
+    if any(not a > 0 for a in alpha):
+        raise UserError(f"loss.alpha={list(alpha)}: every weight must be > 0.", key="loss.alpha")
+    return torch.tensor([float(a) for a in alpha])
 
 
 def auto(task: str) -> nn.Module:
