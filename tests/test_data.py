@@ -150,3 +150,15 @@ def test_ddp_shards_split_every_global_batch_between_ranks():
     assert sorted(torch.cat([b[1] for s in shards for b in s.batches()]).tolist()) == list(
         range(20)
     )
+
+
+def test_images_are_standardised_per_channel_with_train_statistics():
+    from trainer.data.sklearn_sets import digits
+
+    data = DataModule(digits())
+    raw_train = data.raw_features("train")
+    mean, std = data.feature_scaler.mean, data.feature_scaler.std
+    assert np.all(mean == mean[0]) and np.all(std == std[0])  # one channel: one mean, one std
+    np.testing.assert_allclose(mean[0], raw_train.mean(), rtol=1e-5)
+    np.testing.assert_allclose(std[0], raw_train.std(), rtol=1e-5)
+    assert float(np.abs(data.arrays["test"][0]).max()) < 5.0  # no pixel far outside training

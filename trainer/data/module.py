@@ -32,7 +32,7 @@ class DataSpec:
 class DataModule:
     """Holds the three splits as standardised numpy arrays and the preprocessing that made them.
 
-    Features are standardised with the train split's mean and std (missing values filled with
+    Features are standardised with the train split's mean and std (images: per channel) (missing values filled with
     the train mean); regression targets too, so one learning rate suits every data set. The
     preprocessing is saved in checkpoints, so `mode=predict` transforms new data identically.
     """
@@ -51,7 +51,9 @@ class DataModule:
         indices = split_indices(len(source.features), split, seed, stratify)
         self.indices = dict(zip(SPLITS, indices))
         train = self.indices["train"]
-        self.feature_scaler = Standardizer.fit(source.features[train], scale=standardize)
+        self.feature_scaler = Standardizer.fit(
+            source.features[train], scale=standardize, image_shape=source.image_shape
+        )
         self.target_scaler = None
         if source.task == "regression":
             targets = source.targets.reshape(len(source.targets), -1)

@@ -68,13 +68,26 @@ class Standardizer:
         self.fill = self.mean if fill is None else np.asarray(fill, dtype=np.float32)
 
     @classmethod
-    def fit(cls, values: np.ndarray, scale: bool = True) -> Standardizer:
+    def fit(
+        cls, values: np.ndarray, scale: bool = True, image_shape: tuple[int, ...] | None = None
+    ) -> Standardizer:
+        """Statistics per column; for images (`image_shape`: channels first) per channel, over
+        every pixel of it, as image pipelines do: a pixel that is nearly constant in training
+        must not become 50 standard deviations on one test image."""
         values = np.asarray(values, dtype=np.float64)
+        pooled = values
+        if image_shape is not None and len(values):
+            pooled = values.reshape(len(values), image_shape[0], -1).transpose(0, 2, 1)
+            pooled = pooled.reshape(-1, image_shape[0])  # (samples x pixels, channels)
         with np.errstate(all="ignore"):
-            mean = np.nanmean(values, axis=0) if len(values) else np.zeros(values.shape[1:])
-            std = np.nanstd(values, axis=0) if len(values) else np.ones(values.shape[1:])
+            mean = np.nanmean(pooled, axis=0) if len(values) else np.zeros(values.shape[1:])
+            std = np.nanstd(pooled, axis=0) if len(values) else np.ones(values.shape[1:])
         mean = np.where(np.isnan(mean), 0.0, mean)  # a column without a single value
-        std = np.where(~np.isfinite(std) | (std < 1e-12), 1.0, std)
+        # (nearly) constant: float noise must not be scaled up into a feature
+        std = np.where(~np.isfinite(std) | (std < 1e-6 * np.maximum(1.0, np.abs(mean))), 1.0, std)
+        if image_shape is not None and len(values):
+            pixels = values.shape[1] // image_shape[0]
+            mean, std = np.repeat(mean, pixels), np.repeat(std, pixels)
         if not scale:
             return cls(np.zeros_like(mean), np.ones_like(std), fill=mean)
         return cls(mean, std)
