@@ -52,9 +52,10 @@ def file_only(text: str, level: int = logging.INFO) -> None:
     log.log(level, text, extra={"console": False})
 
 
-def show(renderable, plain: str | None = None) -> None:
-    """Print to the terminal, and log the plain-text version to the log file."""
-    console().print(renderable)
+def show(renderable, plain: str | None = None, soft_wrap: bool = False) -> None:
+    """Print to the terminal, and log the plain-text version to the log file. `soft_wrap`:
+    never break the line (a command to copy whole)."""
+    console().print(renderable, soft_wrap=soft_wrap)
     if plain is not None:
         file_only(plain)
 

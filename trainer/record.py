@@ -80,10 +80,14 @@ class RunRecord:
         self.should_stop, self.stop_reason = True, reason
 
     def stopped(self) -> None:
-        """fit() ended normally: early, or at max_epochs."""
-        self.status = "stopped_early" if self.should_stop else "completed"
-        if not self.should_stop:
-            self.stop_reason = f"reached trainer.max_epochs={self.max_epochs}"
+        """fit() ended normally: early (before max_epochs), or at max_epochs."""
+        last = int(self.history[-1]["epoch"]) if self.history else 0
+        if self.should_stop and last < self.max_epochs:
+            self.status = "stopped_early"
+            return
+        self.status = "completed"
+        also = " (early stopping would have stopped there too)" if self.should_stop else ""
+        self.stop_reason = f"reached trainer.max_epochs={self.max_epochs}{also}"
 
     def failed(self, error: BaseException, epoch: int) -> None:
         if isinstance(error, TrainingInterrupted):

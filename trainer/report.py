@@ -110,18 +110,16 @@ def end_summary(summary: dict[str, Any], run_dir: Path, writes_files: bool = Tru
     )
     rows: list[tuple[str, str | Text]] = list(summary_rows(summary))
     rows[0] = ("status", Text(rows[0][1], style=style))
+    commands = []  # printed below the panel, unwrapped, so that each can be copied whole
     if writes_files:
         rows.append(("run dir", str(run_dir)))
         if (run_dir / "checkpoints" / "last.pt").exists() or status == "interrupted":
-            rows.append(
-                (
-                    "checkpoints",
-                    f"{run_dir / 'checkpoints'} (resume: python -m trainer "
-                    f"trainer.resume={shlex.quote(str(run_dir))})",
-                )
+            rows.append(("checkpoints", str(run_dir / "checkpoints")))
+            commands.append(
+                ("resume", f"python -m trainer trainer.resume={shlex.quote(str(run_dir))}")
             )
         if (run_dir / "tensorboard").exists():
-            rows.append(("tensorboard", tensorboard_command(run_dir)))
+            commands.append(("tensorboard", tensorboard_command(run_dir)))
     console.show(
         Panel(
             _pairs_table(rows),
@@ -132,6 +130,8 @@ def end_summary(summary: dict[str, Any], run_dir: Path, writes_files: bool = Tru
         ),
         _plain("summary", rows),
     )
+    for name, command in commands:
+        console.show(Text(f"{name + ':':<13}{command}"), f"  {name}: {command}", soft_wrap=True)
     health_report(summary.get("health") or [])
 
 

@@ -125,3 +125,21 @@ def test_a_terminal_gets_live_progress_bars(tmp_path):
     assert "━" in screen  # rich's progress bar
     assert "batches" in screen or "epoch 1" in screen
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs_run"] == 3
+
+
+def test_the_commands_after_a_run_are_printed_whole_in_a_narrow_terminal(tmp_path):
+    run_dir = tmp_path / ("a-run-directory-whose-name-is-longer-than-a-narrow-terminal" * 2)
+    env = cli_env()
+    env["COLUMNS"] = "60"
+    result = subprocess.run(
+        [sys.executable, "-m", "trainer", "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"resume:      python -m trainer trainer.resume={run_dir}" in lines
+    assert f"tensorboard: tensorboard --logdir {run_dir}" in lines

@@ -222,7 +222,9 @@ class TensorBoardLogger(Callback):
             text = "\n".join(f"- {key}: {value}" for key, value in summary_rows(summary))
             files.submit(self._write_text, "summary", text, epoch)
             if summary.get("health"):
-                report = "\n".join(f"- **{f['kind']}**: {f['message']}" for f in summary["health"])
+                report = "\n".join(
+                    f"- **{f['severity']}** {f['message']}" for f in summary["health"]
+                )
                 files.submit(self._write_text, "health", report, epoch)
             if summary["status"] != "interrupted":
                 hparams = run.config.hparams
