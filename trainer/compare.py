@@ -151,8 +151,8 @@ def _value(value: Any, exact: bool = False) -> str:
     """A value for a cell: metrics to 4 significant digits, config values exactly."""
     if isinstance(value, (list, dict)):
         return json.dumps(value)
-    if value is None:
-        return "null"
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)  # null, true, false: as the YAML says
     return str(value) if exact else run_files.fmt(value)
 
 
@@ -175,7 +175,7 @@ def tables(result: dict[str, Any], shown: tuple[str, str]):
     from rich.text import Text
 
     a, b = result["a"], result["b"]
-    header = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_header=False)
+    header = Table.grid(padding=(0, 3))
     for _ in range(4):
         header.add_column(overflow="fold")
     for name, run, path in (("A", a, shown[0]), ("B", b, shown[1])):
@@ -201,7 +201,7 @@ def tables(result: dict[str, Any], shown: tuple[str, str]):
     for row in result["metrics"]:
         cells = ["" if row[s] is None else _value(row[s]) for s in ("a", "b")]
         metrics.add_row(Text(row["name"]), *(Text(c) for c in cells), Text(_delta(row)))
-    return [header, config if differs else "config: identical", metrics]
+    return [header, "", config if differs else "config: identical", metrics]
 
 
 def main(argv: list[str]) -> int:

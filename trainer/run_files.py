@@ -19,10 +19,20 @@ from typing import Any
 from .errors import UserError
 
 FINISHED = ("completed", "stopped_early")
-# Statuses a run can have in the browser: the ones metrics.json records, and three it cannot:
+# Statuses a run can have in the browser: the ones metrics.json records, and those it cannot:
 # running (its lock's process is alive), killed (it says running or starting, but its process is
-# gone: kill -9, a crash, a lost machine), missing (no metrics.json and no process).
-STATUSES = ("completed", "stopped_early", "interrupted", "failed", "running", "killed", "missing")
+# gone: kill -9, a crash, a lost machine), missing (no metrics.json and no process), unreadable
+# (a metrics.json that is not JSON).
+STATUSES = (
+    "completed",
+    "stopped_early",
+    "interrupted",
+    "failed",
+    "running",
+    "killed",
+    "missing",
+    "unreadable",
+)
 STATUS_GROUPS = {"finished": FINISHED}
 _OFFICIAL_MODES = ("test", "predict")  # evaluations/ and predictions/ inside a run: not runs
 
@@ -140,12 +150,13 @@ def read_run(run_dir: Path) -> dict[str, Any] | None:
     note = problem
     if lock == "alive":
         status = "running"
+    elif problem is not None:
+        status = "unreadable"
+    elif metrics is None and lock is None:
+        status, note = "missing", "no metrics.json: the run did not start or was killed at once"
     elif metrics is None or status in ("running", "created", ""):
-        if metrics is None and lock is None and problem is None:
-            status, note = "missing", "no metrics.json: the run did not start or was killed at once"
-        else:
-            status = "killed"
-            note = note or "its process is gone without recording an end (kill -9, a crash)"
+        status = "killed"
+        note = "its process is gone without recording an end (kill -9, a crash)"
     checkpoints = run_dir / "checkpoints"
     started = _started(run_dir, record)
     test = record.get("test") if isinstance(record.get("test"), dict) else {}

@@ -23,7 +23,8 @@ USAGE_EXAMPLES = """examples:
   python -m trainer.runs --json | jq '.runs[0].run_dir'
 
 statuses: completed, stopped_early (both: finished), interrupted, failed, running, killed (its
-process is gone without recording an end), missing (no metrics.json: it never started)."""
+process is gone without recording an end), missing (no metrics.json: it never started),
+unreadable (its metrics.json is damaged)."""
 
 
 def _statuses(text: str | None) -> set[str] | None:
@@ -186,7 +187,7 @@ def _notes(entries: list[dict[str, Any]]) -> list[str]:
         elif status in ("interrupted", "killed") and "last.pt" in run["checkpoints"]:
             command = f"python -m trainer trainer.resume={shlex.quote(path)}"
             lines.append(f"{status}: {path}: continue it with `{command}`")
-        elif status in ("killed", "missing"):
+        elif status in ("killed", "missing", "unreadable"):
             lines.append(f"{status}: {path}: {run['note']}")
     return lines
 
