@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -226,7 +227,8 @@ def test_the_table_lists_runs_newest_first_with_sweeps_grouped(tree, capsys, mon
             "2026-11-23 13:00:00",
             "outputs/sweeps/s/",
             "dataset=moons trainer.seed=1",
-            "sweep: 2 jobs",
+            "sweep",
+            "2 jobs",
         ],
         [
             "2026-11-23 13:00:00",
@@ -436,3 +438,20 @@ def test_compare_refuses_what_is_not_a_run(tmp_path):
         with pytest.raises(UserError) as error:
             compare.compare(str(run), path)
         assert str(error.value).startswith(message)
+
+
+def test_a_narrow_terminal_keeps_paths_whole_and_every_column(tree, monkeypatch):
+    from rich.console import Console
+
+    monkeypatch.chdir(tree.parent)
+    entries = runs.select(runs.collect(Path("outputs")), None, None)
+    console = Console(width=100, color_system=None)
+    with console.capture() as capture:
+        console.print(runs.table(entries, "title", width=100))
+    lines = capture.get().splitlines()
+    assert max(len(line) for line in lines) <= 100  # fits: nothing cut at the right edge
+    assert cells(lines[2]) == ["when", "run", "status", "epochs", "best", "test", "health"]
+    assert cells(lines[4]) == ["2026-11-23", "outputs/sweeps/s/", "sweep", "2 jobs"]
+    assert cells(lines[5])[:2] == ["13:00:00", "dataset=moons"]  # the overrides below the path
+    for name in ("runs/a", "runs/b", "runs/c"):
+        assert sum(f" outputs/{name} " in line for line in lines) == 1

@@ -130,20 +130,21 @@ _STYLES = {
 }
 
 
-def table(entries: list[dict[str, Any]], title: str):
+def table(entries: list[dict[str, Any]], title: str, width: int | None = None):
+    """The runs as a rich Table. Given a terminal `width` the table does not fit, the overrides
+    move under each run's path (one column less) and long cells wrap; the run's path (to copy),
+    its time and status stay whole."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    grid = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("when", "run", "overrides", "status", "epochs", "best", "test", "health"):
-        grid.add_column(name, overflow="fold")
+    rows: list[tuple[list, str | None]] = []
 
     def row(when: str, path: str, overrides: list[str], cells: list[str], style=None) -> None:
         status_style = _STYLES.get(cells[0], "red") if cells[0] in run_files.STATUSES else None
         texts = [Text(when), Text(path), Text(" ".join(overrides))]
         texts += [Text(cells[0], style=status_style or "")] + [Text(c) for c in cells[1:]]
-        grid.add_row(*texts, style=style)
+        rows.append((texts, style))
 
     for entry in entries:
         if "run" in entry:
@@ -153,14 +154,67 @@ def table(entries: list[dict[str, Any]], title: str):
             continue
         jobs, total = entry["jobs"], entry.get("all_jobs", len(entry["jobs"]))
         shown = f"{len(jobs)} of {total} jobs" if len(jobs) < total else f"{total} jobs"
-        sweep_cells = [f"sweep: {shown}", "", "", "", ""]
         when = run_files.local_time(entry["started_at"])
-        row(when, f"{entry['path']}/", entry["overrides"], sweep_cells, style="bold")
+        row(when, f"{entry['path']}/", entry["overrides"], ["sweep", shown, "", "", ""], "bold")
         for i, job in enumerate(jobs):
             branch = "└ " if i == len(jobs) - 1 else "├ "
             when = run_files.local_time(job["started_at"])
             row(when, branch + job["job"], job["varies"], _cells(job))
+
+    def build(widths: dict[str, int] | None) -> Table:
+        grid = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for name in COLUMNS:
+            if widths is None or name in widths:
+                grid.add_column(name, overflow="fold", width=(widths or {}).get(name))
+        for texts, style in rows:
+            cells = list(texts)
+            if widths is not None:
+                overrides = cells.pop(2)
+                if overrides.plain:
+                    cells[1] = Text.assemble(cells[1], "\n", Text(overrides.plain, style="dim"))
+            grid.add_row(*cells, style=style)
+        return grid
+
+    grid = build(None)
+    if width is not None:
+        from rich.console import Console
+
+        if Console(width=100_000).measure(grid).maximum > width:
+            grid = build(_compact_widths([texts for texts, _ in rows], width))
     return grid
+
+
+COLUMNS = ("when", "run", "overrides", "status", "epochs", "best", "test", "health")
+
+
+def _compact_widths(rows: list[list], width: int) -> dict[str, int]:
+    """Column widths for a terminal too narrow for the table: the overrides go under the run's
+    path, the date above the time; status, epochs and health keep their width, the run column
+    at least its longest path (to copy whole), and best / test / overrides wrap in the rest."""
+    names = [n for n in COLUMNS if n != "overrides"]
+    longest = {
+        name: max(len(name), *(len(line) for cells in rows for line in cells[i].plain.split()))
+        for i, name in enumerate(COLUMNS)
+    }
+    natural = {
+        name: max(len(name), *(len(cells[i].plain) for cells in rows))
+        for i, name in enumerate(COLUMNS)
+    }
+    paths = max(len(cells[1].plain) for cells in rows)
+    fixed = {"when": 10, "status": natural["status"], "epochs": natural["epochs"]}
+    fixed["health"] = natural["health"]
+    room = width - 2 - 3 * (len(names) - 1) - sum(fixed.values())  # edges, column gaps
+    path_room = max(20, room - longest["best"] - longest["test"])  # else the path folds
+    wants = {  # (least, most) for the columns that wrap
+        "run": (min(paths, path_room), max(paths, natural["overrides"])),
+        "best": (longest["best"], natural["best"]),
+        "test": (longest["test"], natural["test"]),
+    }
+    least = sum(low for low, _ in wants.values())
+    spare = sum(high - low for low, high in wants.values())
+    share = 0 if spare == 0 else max(0.0, min(1.0, (room - least) / spare))
+    flexible = {name: low + int((high - low) * share) for name, (low, high) in wants.items()}
+    return {name: fixed.get(name) or flexible[name] for name in names}
 
 
 def _counts(runs: list[dict[str, Any]]) -> str:
@@ -245,7 +299,8 @@ def main(argv: list[str]) -> int:
     title += f", status {args.status}" if args.status else ""
     title += f", newest {args.limit}" if args.limit else ""
     lines = [*_notes(entries), "compare two runs: python -m trainer.compare <run dir> <run dir>"]
-    run_files.print_tables(console, table(entries, title), *lines)
+    width = console.width if console.is_terminal else None
+    run_files.print_tables(console, table(entries, title, width), *lines)
     return 0
 
 

@@ -129,7 +129,7 @@ def test_the_table_shows_every_run_newest_first(project):
             f"loss/val {c['best_val_metric']:.4g} (epoch {c['best_epoch']})",
             verdict(c),
         ],
-        [when(job), "outputs/sweeps/s/", " ".join(QUICK), "sweep: 2 jobs"],
+        [when(job), "outputs/sweeps/s/", " ".join(QUICK), "sweep", "2 jobs"],
         [
             when(job),
             "├ 0_optimizer.lr=0.001",
