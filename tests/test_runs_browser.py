@@ -455,3 +455,20 @@ def test_a_narrow_terminal_keeps_paths_whole_and_every_column(tree, monkeypatch)
     assert cells(lines[5])[:2] == ["13:00:00", "dataset=moons"]  # the overrides below the path
     for name in ("runs/a", "runs/b", "runs/c"):
         assert sum(f" outputs/{name} " in line for line in lines) == 1
+
+
+def test_a_resumed_run_shows_its_latest_overrides_and_its_first_start(tmp_path):
+    folder = make_run(
+        tmp_path / "run",
+        finished(started="2026-11-24T10:00:05+00:00"),  # a resume's own start
+        overrides=["trainer.max_epochs=4", "dataset=moons"],
+    )
+    composed = 1795428000  # 2026-11-23T10:00:00Z: when Hydra first wrote the run's config
+    os.utime(folder / ".hydra" / "config.yaml", (composed, composed))
+    resumed = folder / ".hydra" / "resumed-2026-11-24_10-00-00"
+    resumed.mkdir()
+    replayed = ["trainer.max_epochs=4", "dataset=moons", "trainer.resume=run"]
+    (resumed / "overrides.yaml").write_text(yaml.safe_dump([*replayed, "trainer.max_epochs=9"]))
+    run = run_files.read_run(folder)
+    assert run["overrides"] == ["dataset=moons", "trainer.max_epochs=9"]
+    assert run["started_at"] == "2026-11-23T10:00:00+00:00"

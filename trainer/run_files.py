@@ -89,14 +89,29 @@ def _read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def overrides_of(run_dir: Path) -> list[str]:
-    """The overrides the run was started with (.hydra/overrides.yaml), hydra.* left out."""
+    """The overrides the run last ran with: its own (.hydra/overrides.yaml), or after a resume
+    the resume's (the run's own replayed, then the new ones, which win); without hydra.* and
+    trainer.resume."""
+    import yaml
+
     from .sweeps import _overrides
 
+    resumes = sorted((run_dir / ".hydra").glob("resumed-*/overrides.yaml"))
     try:
-        overrides = _overrides(run_dir)
-    except (OSError, ValueError):  # yaml.YAMLError is a ValueError
+        if resumes:
+            overrides = [str(o) for o in (yaml.safe_load(resumes[-1].read_text()) or [])]
+        else:
+            overrides = _overrides(run_dir)
+    except (OSError, yaml.YAMLError, TypeError):
         return []
-    return [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    latest: dict[str, str] = {}
+    for override in overrides:
+        key = override.lstrip("+~").partition("=")[0]
+        if key.startswith(("hydra.", "hydra/")) or key == "trainer.resume":
+            continue
+        latest.pop(key, None)  # a later value of the same key wins (it was typed last)
+        latest[key] = override
+    return list(latest.values())
 
 
 def health_verdict(metrics: dict[str, Any]) -> str | None:
@@ -115,20 +130,22 @@ def health_verdict(metrics: dict[str, Any]) -> str | None:
 
 
 def _started(run_dir: Path, metrics: dict[str, Any]) -> datetime | None:
-    """When the run started: metrics.json's started_at, else when Hydra wrote its config."""
+    """When the run started: when Hydra composed its config, or metrics.json's started_at if
+    earlier (a copied run's files are newer; a resumed run's started_at is the resume's)."""
+    times = []
     text = metrics.get("started_at")
     if isinstance(text, str):
         try:
             when = datetime.fromisoformat(text)
-            return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+            times.append(when if when.tzinfo else when.replace(tzinfo=timezone.utc))
         except ValueError:
             pass
-    for name in ("config.yaml", "overrides.yaml", ""):
-        try:
-            return datetime.fromtimestamp((run_dir / ".hydra" / name).stat().st_mtime, timezone.utc)
-        except OSError:
-            continue
-    return None
+    try:
+        mtime = (run_dir / ".hydra" / "config.yaml").stat().st_mtime
+        times.append(datetime.fromtimestamp(int(mtime), timezone.utc))
+    except OSError:
+        pass
+    return min(times) if times else None
 
 
 def _number(value: Any) -> float | int | None:

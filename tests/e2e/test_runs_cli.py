@@ -91,8 +91,13 @@ def verdict(metrics):
     return metrics.get("health_verdict") or (worst[0] if worst else "healthy")
 
 
-def when(metrics):
-    return datetime.fromisoformat(metrics["started_at"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+def when(run_dir):
+    """When a run started, as the task defines it: when Hydra wrote its config, or metrics.json's
+    started_at if earlier; local time, to the second."""
+    started = [int((run_dir / ".hydra" / "config.yaml").stat().st_mtime)]
+    if (run_dir / "metrics.json").is_file() and "started_at" in metrics_of(run_dir):
+        started.append(datetime.fromisoformat(metrics_of(run_dir)["started_at"]).timestamp())
+    return datetime.fromtimestamp(min(started)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def test_a_run_in_progress_is_running(project):
@@ -115,13 +120,12 @@ def test_the_table_shows_every_run_newest_first(project):
     assert lines[0] == "5 runs under outputs (1 sweep)"
     out = home / "outputs"
     a, b, c = (metrics_of(out / "runs" / name) for name in "abc")
-    job = metrics_of(out / "sweeps" / "s" / "0_optimizer.lr=0.001")
-    failed_job = out / "sweeps" / "s" / "1_optimizer.lr=abc"
-    failed_time = datetime.fromtimestamp((failed_job / ".hydra" / "config.yaml").stat().st_mtime)
+    job_dir = out / "sweeps" / "s" / "0_optimizer.lr=0.001"
+    job = metrics_of(job_dir)
     assert c["status"] == "interrupted" and b["status"] == "failed"
     assert [cells(line) for line in lines[4:10]] == [
         [
-            when(c),
+            when(out / "runs" / "c"),
             "outputs/runs/c",
             " ".join(LONG),
             "interrupted",
@@ -129,9 +133,9 @@ def test_the_table_shows_every_run_newest_first(project):
             f"loss/val {c['best_val_metric']:.4g} (epoch {c['best_epoch']})",
             verdict(c),
         ],
-        [when(job), "outputs/sweeps/s/", " ".join(QUICK), "sweep", "2 jobs"],
+        [when(job_dir), "outputs/sweeps/s/", " ".join(QUICK), "sweep", "2 jobs"],
         [
-            when(job),
+            when(job_dir),
             "├ 0_optimizer.lr=0.001",
             "optimizer.lr=0.001",
             "completed",
@@ -141,13 +145,13 @@ def test_the_table_shows_every_run_newest_first(project):
             "healthy",
         ],
         [
-            failed_time.strftime("%Y-%m-%d %H:%M:%S"),
+            when(out / "sweeps" / "s" / "1_optimizer.lr=abc"),
             "└ 1_optimizer.lr=abc",
             "optimizer.lr=abc",
             "failed",
         ],
         [
-            when(b),
+            when(out / "runs" / "b"),
             "outputs/runs/b",
             f"{' '.join(QUICK)} optimizer.lr=1e6",
             "failed",
@@ -155,7 +159,7 @@ def test_the_table_shows_every_run_newest_first(project):
             "divergence",
         ],
         [
-            when(a),
+            when(out / "runs" / "a"),
             "outputs/runs/a",
             f"dataset=moons {' '.join(QUICK)}",
             "completed",
