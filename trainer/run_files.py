@@ -256,7 +256,9 @@ def print_tables(console, *renderables) -> None:
     """Print tables and lines. Off a terminal a table keeps its natural width (the console's
     is unbounded) and its lines lose rich's trailing padding."""
     for renderable in renderables:
-        if isinstance(renderable, str):
+        if isinstance(renderable, str) and not console.is_terminal:
+            console.file.write(renderable + "\n")  # (a closed pipe: run_main's BrokenPipeError)
+        elif isinstance(renderable, str):
             console.print(renderable, markup=False, soft_wrap=True)
         elif console.is_terminal:
             console.print(renderable)
