@@ -472,3 +472,15 @@ def test_a_resumed_run_shows_its_latest_overrides_and_its_first_start(tmp_path):
     run = run_files.read_run(folder)
     assert run["overrides"] == ["dataset=moons", "trainer.max_epochs=9"]
     assert run["started_at"] == "2026-11-23T10:00:00+00:00"
+
+
+def test_a_sweep_over_seeds_shows_the_seeds(tmp_path):
+    sweep = tmp_path / "s"
+    for i in range(2):
+        make_run(
+            sweep / f"{i}_trainer.seed={i}", finished(), overrides=[f"trainer.seed={i}", "x=1"]
+        )
+    (sweep / "multirun.yaml").write_text("{}")
+    (entry,) = runs.collect(tmp_path)
+    assert entry["overrides"] == ["x=1"]
+    assert [job["varies"] for job in entry["jobs"]] == [["trainer.seed=0"], ["trainer.seed=1"]]

@@ -145,7 +145,7 @@ def _started(run_dir: Path, metrics: dict[str, Any]) -> datetime | None:
         times.append(datetime.fromtimestamp(int(mtime), timezone.utc))
     except OSError:
         pass
-    return min(times) if times else None
+    return min(times).astimezone(timezone.utc) if times else None
 
 
 def _number(value: Any) -> float | int | None:

@@ -56,10 +56,20 @@ def _sweep_entry(sweep_dir: Path, job_dirs: list[Path]) -> dict[str, Any]:
         if run is not None:
             jobs.append(run)
     varying = _varying([job["overrides"] for job in jobs]) if jobs else set()
+    differ = {  # keys whose value is not the same in every job, "noise" such as seeds included
+        key
+        for key in {o.partition("=")[0] for job in jobs for o in job["overrides"]}
+        if len({_value_of(job["overrides"], key) for job in jobs}) > 1
+    }
+    swept = _swept
+    if differ and not varying & differ:  # only noise varies (a sweep over trainer.seed)
+        varying, swept = differ, list
+    elif differ:
+        varying &= differ
     common: list[str] = []
     for job in jobs:
         job["sweep_dir"], job["job"] = str(sweep_dir.absolute()), Path(job["run_dir"]).name
-        job["varies"] = [o for o in _swept(job["overrides"]) if o.partition("=")[0] in varying]
+        job["varies"] = [o for o in swept(job["overrides"]) if o.partition("=")[0] in varying]
         common += [o for o in job["overrides"] if o not in job["varies"] and o not in common]
     times = [job["started_at"] for job in jobs if job["started_at"]]
     return {
@@ -68,6 +78,10 @@ def _sweep_entry(sweep_dir: Path, job_dirs: list[Path]) -> dict[str, Any]:
         "overrides": [o for o in common if all(o in job["overrides"] for job in jobs)],
         "jobs": jobs,
     }
+
+
+def _value_of(overrides: list[str], key: str) -> str | None:
+    return next((o.partition("=")[2] for o in overrides if o.partition("=")[0] == key), None)
 
 
 def collect(root: Path) -> list[dict[str, Any]]:
