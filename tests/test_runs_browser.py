@@ -484,3 +484,22 @@ def test_a_sweep_over_seeds_shows_the_seeds(tmp_path):
     (entry,) = runs.collect(tmp_path)
     assert entry["overrides"] == ["x=1"]
     assert [job["varies"] for job in entry["jobs"]] == [["trainer.seed=0"], ["trainer.seed=1"]]
+
+
+def test_compare_two_failed_runs_leaves_out_empty_rows_and_says_why_each_failed(tmp_path, capsys):
+    a = make_run(
+        tmp_path / "a", {"status": "failed", "error": "loss became nan\nmore", "epochs_run": 0}
+    )
+    b = make_run(
+        tmp_path / "b", {"status": "failed", "error": "optimizer.lr='abc' is not a number."}
+    )
+    result = compare.compare(str(a), str(b))
+    assert [(r["name"], r["a"], r["b"]) for r in result["metrics"]] == [
+        ("status", "failed", "failed"),
+        ("epochs", 0, None),
+    ]
+    assert compare.main([str(a), str(b)]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        "A failed: loss became nan",
+        "B failed: optimizer.lr='abc' is not a number.",
+    ]

@@ -109,7 +109,7 @@ def metric_difference(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, An
         )
     rows.append(_metric("wall time s", a["wall_time_s"], b["wall_time_s"]))
     rows.append(_metric("health", a["health"], b["health"]))
-    return rows
+    return [row for row in rows if row["a"] is not None or row["b"] is not None]
 
 
 def compare(path_a: str, path_b: str) -> dict[str, Any]:
@@ -201,7 +201,10 @@ def tables(result: dict[str, Any], shown: tuple[str, str]):
     for row in result["metrics"]:
         cells = ["" if row[s] is None else _value(row[s]) for s in ("a", "b")]
         metrics.add_row(Text(row["name"]), *(Text(c) for c in cells), Text(_delta(row)))
-    return [header, "", config if differs else "config: identical", metrics]
+    errors = [
+        f"{name} failed: {run['error']}" for name, run in (("A", a), ("B", b)) if run["error"]
+    ]
+    return [header, "", config if differs else "config: identical", metrics, *errors]
 
 
 def main(argv: list[str]) -> int:
