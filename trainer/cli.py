@@ -18,78 +18,6 @@ from .paths import config_dir
 _exit_code = 0  # a single run's failure, reported already by the job
 
 
-# ---------------------------------------------------------------------- --help
-EXAMPLES = """\
-examples:
-  python -m trainer                                        # moons + MLP + AdamW, ~5 s on 2 CPU cores
-  python -m trainer optimizer=sgd optimizer.lr=0.1 optimizer.momentum=0.9
-  python -m trainer dataset=digits model=cnn trainer.max_epochs=20
-  python -m trainer dataset=csv dataset.path=data.csv dataset.target=label
-  python -m trainer -m optimizer.lr=1e-4,1e-3,1e-2         # a sweep: one run directory per value
-  python -m trainer -m experiment=compare_optimizers        # SGD, SGD+momentum, Adam, AdamW
-  python -m trainer mode=lr_find                            # learning-rate range test
-  python -m trainer trainer.resume=outputs/runs/<date>/<time>           # continue a run
-  python -m trainer mode=test trainer.resume=outputs/runs/<date>/<time> # evaluate its checkpoint
-  tensorboard --logdir outputs                              # compare every run
-
-more: --cfg job (print the composed config), --hydra-help (Hydra's options), README.md"""
-
-
-def _description(path: Path) -> str:
-    for line in path.read_text().splitlines():
-        if line.startswith("# @package"):
-            continue  # Hydra's directive, not a description
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-        if line.strip() and not line.startswith("#"):
-            break
-    return ""
-
-
-def help_text() -> str:
-    root = config_dir()
-    lines = [
-        "trainer: compose a data set, model, loss, optimizer and scheduler; train, validate, test.",
-        "",
-        "usage: python -m trainer [group=option ...] [key=value ...] [-m]",
-        "",
-        "config groups (default first):",
-    ]
-    defaults = _defaults()
-    for group in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "hydra"):
-        options = sorted(
-            group.glob("*.yaml"), key=lambda p: (p.stem != defaults.get(group.name), p.stem)
-        )
-        if not options:
-            continue
-        lines.append(f"  {group.name}:")
-        width = max(len(p.stem) for p in options)
-        for option in options:
-            mark = "*" if option.stem == defaults.get(group.name) else " "
-            lines.append(f"   {mark} {option.stem:<{width}}  {_description(option)}")
-    lines += [
-        "",
-        "  (* = default; experiment and hparams_search are off unless chosen)",
-        "",
-        EXAMPLES,
-    ]
-    return "\n".join(lines)
-
-
-def _defaults() -> dict[str, str]:
-    from omegaconf import OmegaConf
-
-    from .argv import primary_config
-
-    chosen = {}
-    for entry in OmegaConf.to_container(primary_config()).get("defaults", []):
-        if isinstance(entry, dict):
-            for key, value in entry.items():
-                if value is not None and not str(key).startswith("override"):
-                    chosen[str(key)] = str(value)
-    return chosen
-
-
 # ---------------------------------------------------------------------- the job
 def _job(cfg) -> float | None:
     """What Hydra runs for each job. Failures are reported here, where the run directory is
@@ -183,7 +111,13 @@ def _record_failure(run_dir: Path, error: BaseException, in_sweep: bool) -> None
 # ---------------------------------------------------------------------- main
 def main() -> None:
     argv = sys.argv[1:]
+    if "--install-completion" in argv:
+        from .completion import install
+
+        sys.exit(install(argv[argv.index("--install-completion") + 1 :]))
     if "--help" in argv or "-h" in argv:
+        from .help import help_text
+
         try:
             print(help_text())
         except BrokenPipeError:  # `--help | head`: the reader has what it wanted

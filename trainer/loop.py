@@ -359,11 +359,15 @@ class Trainer:
     def finish(self, error: BaseException | None = None) -> dict[str, Any]:
         """End the run: health report, metrics.json, loggers closed. Call it also after errors."""
         from .health import diagnose
+        from .linear_weights import original_units
 
         record = self.record
         if error is not None and record.status != "failed":  # fit's own failure is recorded
             record.failed(error, self.state.epoch if self.state else 0)
         summary = record.summary()
+        if self.context is not None:  # model=linear: its weights in the data's units
+            weights = original_units(self.state.model, self.context.data)
+            summary.update({"linear_weights": weights} if weights else {})
         if self.state is not None and self.state.optimizer is not None:
             summary["health"] = diagnose(summary, self.head.task, self.state.base_lr())
         if self.context is not None:  # (a failed set-up ran no callback: none to close)

@@ -90,6 +90,10 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         tested_on = f"  (on {summary['tested_on']})" if summary.get("tested_on") else ""
         test = ", ".join(f"{k} {_fmt(v)}" for k, v in summary["test"].items())
         rows.append(("test", test + tested_on))
+    if summary.get("linear_weights"):
+        from .linear_weights import equation
+
+        rows.append(("learned", f"{equation(summary['linear_weights'])}  (original units)"))
     skipped = f", {summary['skipped_steps']} skipped" if summary.get("skipped_steps") else ""
     rows.append(
         (

@@ -132,15 +132,8 @@ def start_rows(
     shape = "x".join(map(str, spec.input_shape))
     state, settings = trainer.state, trainer.settings
     total, _, _ = summarize(state.model)
-    opt = cfg.optimizer
-    opt_text = (
-        choices.get("optimizer", "custom")
-        + " "
-        + ", ".join(
-            f"{k} {opt[k]:g}"
-            for k in ("lr", "weight_decay", "momentum")
-            if k in opt and isinstance(opt[k], (int, float))
-        )
+    opt_text = _optimizer_text(
+        cfg, f"{choices.get('optimizer', 'custom')} ({type(trainer.state.optimizer).__name__})"
     )
     schedule = (
         "none"
@@ -161,7 +154,7 @@ def start_rows(
             "loss",
             f"{type(trainer.loss_fn).__name__} ({choices.get('loss', 'custom')}), {trainer.head.num_outputs} output(s)",
         ),
-        ("optimizer", f"{opt_text} ({type(state.optimizer).__name__})"),
+        ("optimizer", opt_text),
         ("scheduler", schedule),
         (
             "training",
@@ -180,6 +173,7 @@ def start_rows(
             + (f" x {trainer.dist.world_size} processes (DDP)" if trainer.dist.active else "")
             + f", precision {state.precision.name}, seed {settings.seed}",
         ),
+        ("callbacks", _callbacks_text(trainer, choices.get("callbacks"))),
         ("output", str(run_dir) if trainer.writes_files else "nothing is written (fast_dev_run)"),
     ]
     if trainer.record.resumed_from:
@@ -190,6 +184,33 @@ def start_rows(
             )
         )
     return rows
+
+
+def _optimizer_text(cfg: DictConfig, choice: str) -> str:
+    """The optimizer's settings as they are used: the rate, weight decay (and what it skips),
+    momentum and whether it is Nesterov's."""
+    opt, parts = cfg.optimizer, []
+    for key in ("lr", "weight_decay", "momentum"):
+        if isinstance(opt.get(key), (int, float)) and not isinstance(opt.get(key), bool):
+            parts.append(f"{key} {opt[key]:g}")
+    if opt.get("momentum") and "nesterov" in opt:
+        parts.append("Nesterov" if opt.nesterov else "classic momentum")
+    if (opt.get("weight_decay") or 0) > 0 and not cfg.param_groups.decay_bias_and_norm:
+        parts.append("no decay on biases and norm weights (param_groups.decay_bias_and_norm)")
+    return f"{choice}: " + ", ".join(parts)
+
+
+SINGLE_CALLBACK_FILES = ("early_stopping", "lr_monitor", "model_checkpoint", "progress")
+
+
+def _callbacks_text(trainer, choice: str | None) -> str:
+    names = ", ".join(trainer.callbacks) or "none"
+    if choice in SINGLE_CALLBACK_FILES:
+        return (
+            f"{names} only: callbacks={choice} replaced the default set; to drop one callback "
+            "from the set instead: ~callbacks.<name>"
+        )
+    return names
 
 
 # ---------------------------------------------------------------------- per-job process settings
