@@ -18,7 +18,7 @@ HEALTHY = [{"kind": "ok", "severity": "info", "message": "no problems found"}]
 def _job(sweep, num, overrides, *, loss=None, status="completed", best=None, val=None, **extra):
     """A job directory as a sweep leaves it: .hydra/overrides.yaml, .hydra/config.yaml and
     metrics.json with the best epoch's metrics."""
-    name = f"{num}_{','.join(o for o in overrides if not o.startswith('trainer.max_epochs'))}"
+    name = f"{num}_{','.join(overrides)}".replace("/", "_")
     job = sweep / name
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -247,3 +247,41 @@ def test_colorlog_handlers_colour_only_terminals():
     finally:
         logger.removeHandler(handler)
     assert stream.getvalue().encode() == b"[WARNING] piped\n"
+
+
+def test_the_job_time_goes_only_into_a_metrics_json_the_job_wrote(tmp_path):
+    from omegaconf import OmegaConf
+
+    from trainer.sweeps import SweepRecorder
+
+    config = OmegaConf.create({"hydra": {"mode": "RUN", "runtime": {"output_dir": str(tmp_path)}}})
+    original = b'{"status": "completed"}'
+    (tmp_path / "metrics.json").write_bytes(original)
+    recorder = SweepRecorder()
+    recorder.on_job_start(config)  # e.g. a resume refused, or with nothing left to train
+    recorder.on_job_end(config, job_return=None)
+    assert (tmp_path / "metrics.json").read_bytes() == original
+    recorder.on_job_start(config)
+    (tmp_path / "metrics.json").unlink()
+    (tmp_path / "metrics.json").write_text('{"status": "stopped_early"}')  # the job's record
+    recorder.on_job_end(config, job_return=None)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(metrics) == ["status", "job_wall_time_s"]
+    assert 0 <= metrics["job_wall_time_s"] < 5
+
+
+def test_jobs_that_monitor_different_metrics_are_ranked_by_a_shared_one(tmp_path):
+    _job(tmp_path, 0, ["trainer.monitor=loss/val"], best=0.1, val={"accuracy/val": 0.7})
+    job = _job(tmp_path, 1, ["trainer.monitor=accuracy/val"], best=0.9,
+               val={"accuracy/val": 0.9})  # fmt: skip
+    metrics = json.loads((job / "metrics.json").read_text())
+    (job / "metrics.json").write_text(json.dumps({**metrics, "monitor": "accuracy/val",
+                                                  "mode": "max"}))  # fmt: skip
+    summary = summarize(tmp_path, show=False)
+    assert [r["job"].split("_")[0] for r in summary["runs"]] == ["1", "0"]
+    assert summary["ranking_note"] == (
+        "ranked by accuracy/val (at each run's best epoch): the jobs monitor different metrics "
+        "(accuracy/val, loss/val), so their monitored values are not comparable."
+    )
+    assert table_rows(summary)[0][3] == "accuracy/val"
+    assert title(summary) == "sweep: 2 runs ranked by accuracy/val at each run's best epoch (max)"

@@ -25,11 +25,16 @@ def job_time(row: dict[str, Any]) -> str:
     return ""
 
 
+def _switched(summary: dict[str, Any]) -> bool:
+    """Ranked by a metric some runs did not monitor (their losses were not comparable)."""
+    metric = summary.get("ranked_by")
+    return any(r.get("monitor") not in (None, metric) for r in summary["runs"])
+
+
 def table_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The table's header and cells, one list per run in rank order."""
     metric = summary.get("ranked_by") or "metric"
-    switched = summary.get("ranking_note") is not None and metric != summary.get("monitor")
-    value_column = metric if switched else f"best {metric}"
+    value_column = metric if _switched(summary) else f"best {metric}"
     header = ["#", "job", "overrides", value_column, "epoch", "epochs", "status", "health", "time"]
     cells = []
     for row in summary["runs"]:
@@ -51,8 +56,7 @@ def table_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def title(summary: dict[str, Any]) -> str:
     metric, mode = summary.get("ranked_by") or "metric", summary.get("ranked_mode") or "min"
-    switched = summary.get("ranking_note") is not None and metric != summary.get("monitor")
-    what = f"{metric} at each run's best epoch" if switched else f"best {metric}"
+    what = f"{metric} at each run's best epoch" if _switched(summary) else f"best {metric}"
     return f"sweep: {len(summary['runs'])} runs ranked by {what} ({mode})"
 
 

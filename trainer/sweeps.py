@@ -44,6 +44,7 @@ class SweepRecorder(HydraCallback):
         from .job_output import LabelledOutput, is_parallel, job_label
 
         self._started = time.monotonic()
+        self._metrics_before = _stamp(Path(str(config.hydra.runtime.output_dir)) / "metrics.json")
         self._output = None
         if is_parallel(config):
             self._output = LabelledOutput(f"[{job_label(config)}] ")
@@ -54,11 +55,23 @@ class SweepRecorder(HydraCallback):
         if getattr(self, "_output", None) is not None:
             self._output.stop()
             self._output = None
-        record_job_time(Path(str(config.hydra.runtime.output_dir)), elapsed)
+        path = Path(str(config.hydra.runtime.output_dir)) / "metrics.json"
+        if _stamp(path) != getattr(self, "_metrics_before", None):  # this job wrote it
+            record_job_time(path.parent, elapsed)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_ino
 
 
 def record_job_time(run_dir: Path, seconds: float) -> None:
-    """Add `job_wall_time_s` to the job's metrics.json (if the job left one; rank 0 only)."""
+    """Add `job_wall_time_s` to the job's metrics.json (if the job left one; rank 0 only). The
+    callback calls it only when the job wrote metrics.json: a refused resume, or one with nothing
+    left to train, changes no file."""
     from .distributed import env_rank
 
     path = run_dir / "metrics.json"
@@ -187,6 +200,7 @@ def choose_ranking(rows: list[dict[str, Any]]) -> dict[str, Any]:
     ranking = {"metric": monitor, "mode": mode, "note": None}
     if not good or any(r.get("mode") == "lr_find" for r in good):
         return ranking
+    not_by = ""
     if len(monitors) > 1:
         why = f"the jobs monitor different metrics ({', '.join(monitors)})"
         compared = "their monitored values"
@@ -195,13 +209,13 @@ def choose_ranking(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if not differing:
             return ranking
         why = f"the jobs' losses differ ({', '.join(differing)})"
-        compared = f"their {monitor} values"
+        compared, not_by = f"their {monitor} values", f", not by {monitor}"
     else:
         return ranking
     for metric, direction in SHARED_METRICS:
         if all(_finite(r["val_metrics"].get(metric)) for r in good):
             note = (
-                f"ranked by {metric} (at each run's best epoch), not by {monitor}: {why}, "
+                f"ranked by {metric} (at each run's best epoch){not_by}: {why}, "
                 f"so {compared} are not comparable."
             )
             return {"metric": metric, "mode": direction, "note": note}
