@@ -39,6 +39,11 @@ class SweepRecorder(HydraCallback):
         from .job_output import prepare_sweeper
 
         prepare_sweeper(config)
+        if "basic_launcher" in str(config.hydra.launcher.get("_target_", "")).lower():
+            # jobs run in this process: its one-time imports are not the first job's time
+            import torch  # noqa: F401
+
+            from . import build, run  # noqa: F401
 
     def on_job_start(self, config, **kwargs) -> None:
         from .job_output import LabelledOutput, is_parallel, job_label
