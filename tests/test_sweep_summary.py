@@ -1,6 +1,7 @@
 """The sweep summary on crafted sweep directories (hand-written metrics.json files): what varies,
 what the runs are ranked by, the table's columns, the health verdict, the job's wall time."""
 
+import io
 import json
 import subprocess
 import sys
@@ -228,25 +229,35 @@ def test_labelled_output_prefixes_every_line_once_python_and_c_alike():
     assert result.stderr == b"[3 lr=0.1] err line\n"
 
 
-def test_colorlog_handlers_colour_only_terminals():
-    import io
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def _colorlog_output(stream) -> bytes:
     import logging
 
     import colorlog
 
     from trainer.job_output import colours_only_on_terminals
 
-    stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(colorlog.ColoredFormatter("%(log_color)s[%(levelname)s]%(reset)s %(message)s"))  # fmt: skip
     logger = logging.getLogger("test_sweep_summary.colours")
     logger.addHandler(handler)
     try:
         colours_only_on_terminals()
-        logger.warning("piped")
+        logger.warning("text")
     finally:
         logger.removeHandler(handler)
-    assert stream.getvalue().encode() == b"[WARNING] piped\n"
+    return stream.getvalue().encode()
+
+
+def test_colorlog_handlers_colour_only_terminals(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    assert _colorlog_output(io.StringIO()) == b"[WARNING] text\n"
+    assert _colorlog_output(_Terminal()) == b"\x1b[33m[WARNING]\x1b[0m text\x1b[0m\n"
 
 
 def test_the_job_time_goes_only_into_a_metrics_json_the_job_wrote(tmp_path):
