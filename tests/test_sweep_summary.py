@@ -296,3 +296,16 @@ def test_jobs_that_monitor_different_metrics_are_ranked_by_a_shared_one(tmp_path
     )
     assert table_rows(summary)[0][3] == "accuracy/val"
     assert title(summary) == "sweep: 2 runs ranked by accuracy/val at each run's best epoch (max)"
+
+
+def test_runs_with_equal_values_share_a_rank_in_job_order(tmp_path):
+    for num, accuracy in enumerate((0.8, 0.9, 0.8, 0.7)):
+        _job(tmp_path, num, [f"loss.label_smoothing=0.{num}"], loss=_smoothing(num / 10),
+             best=0.5, val={"accuracy/val": accuracy})  # fmt: skip
+    summary = summarize(tmp_path, show=False)
+    assert [(r["job"][0], r["rank"]) for r in summary["runs"]] == [
+        ("1", 1),
+        ("0", 2),
+        ("2", 2),
+        ("3", 4),
+    ]

@@ -271,7 +271,8 @@ def _flatten(value: Any, prefix: str) -> dict[str, Any]:
 
 
 def rank(rows: list[dict[str, Any]], ranking: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Finished runs by the ranking metric (in its direction), then everything else."""
+    """Finished runs by the ranking metric (in its direction), then everything else. Runs with
+    equal values share a rank (1, 1, 3), in job order."""
     ranking = ranking or choose_ranking(rows)
     metric = ranking["metric"]
     for row in rows:
@@ -282,8 +283,11 @@ def rank(rows: list[dict[str, Any]], ranking: dict[str, Any] | None = None) -> l
     good = [r for r in rows if r.get("status") in OK_STATUSES and _finite(r.get("ranked_value"))]
     good.sort(key=lambda r: r["ranked_value"], reverse=ranking["mode"] == "max")
     rest = [r for r in rows if r not in good]
-    for i, row in enumerate(good + rest, start=1):
-        row["rank"] = i if row in good else None
+    for i, row in enumerate(good, start=1):
+        tied = i > 1 and row["ranked_value"] == good[i - 2]["ranked_value"]
+        row["rank"] = good[i - 2]["rank"] if tied else i
+    for row in rest:
+        row["rank"] = None
     return good + rest
 
 
