@@ -10,34 +10,84 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback as HydraCallback
 
 from .files import write_json
+from .job_output import NOISE
+from .sweep_table import OK_STATUSES, print_summary
 
 SWEEP_DIR: Path | None = None  # set in the launching process when a sweep starts
-NOISE = (
-    "trainer.seed",
-    "data.seed",
-    "trainer.device",
-    "trainer.num_threads",
-    "log_level",
-    "print_config",
-    "hydra",
-    "experiment",
-    "hparams_search",
-)
+# What to rank by when the jobs' own losses are not comparable: a metric every job computes.
+SHARED_METRICS = (("accuracy/val", "max"), ("r2/val", "max"))
 
 
 class SweepRecorder(HydraCallback):
-    """Remembers the sweep directory so the CLI can summarise the sweep when it ends, even when
-    jobs failed (Hydra does not call on_multirun_end then)."""
+    """Hydra's hooks around a sweep and its jobs. In the launching process: remembers the sweep
+    directory so the CLI can summarise the sweep when it ends, even when jobs failed (Hydra does
+    not call on_multirun_end then), and keeps colour codes out of the sweeper's piped logs. In
+    the process that runs a job: labels the job's output when jobs run in parallel, and adds the
+    job's wall time (start to end of the job, set-up, test and reports included) to its
+    metrics.json as `job_wall_time_s`."""
 
     def on_multirun_start(self, config, **kwargs) -> None:
         global SWEEP_DIR
         SWEEP_DIR = Path(str(config.hydra.sweep.dir))
+        from .job_output import prepare_sweeper
+
+        prepare_sweeper(config)
+        if "basic_launcher" in str(config.hydra.launcher.get("_target_", "")).lower():
+            # jobs run in this process: its one-time imports are not the first job's time
+            import torch  # noqa: F401
+
+            from . import build, run  # noqa: F401
+
+    def on_job_start(self, config, **kwargs) -> None:
+        from .job_output import LabelledOutput, is_parallel, job_label
+
+        self._started = time.monotonic()
+        self._metrics_before = _stamp(Path(str(config.hydra.runtime.output_dir)) / "metrics.json")
+        self._output = None
+        if is_parallel(config):
+            self._output = LabelledOutput(f"[{job_label(config)}] ")
+            self._output.start()
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        elapsed = time.monotonic() - getattr(self, "_started", time.monotonic())
+        if getattr(self, "_output", None) is not None:
+            self._output.stop()
+            self._output = None
+        path = Path(str(config.hydra.runtime.output_dir)) / "metrics.json"
+        if _stamp(path) != getattr(self, "_metrics_before", None):  # this job wrote it
+            record_job_time(path.parent, elapsed)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_ino
+
+
+def record_job_time(run_dir: Path, seconds: float) -> None:
+    """Add `job_wall_time_s` to the job's metrics.json (if the job left one; rank 0 only). The
+    callback calls it only when the job wrote metrics.json: a refused resume, or one with nothing
+    left to train, changes no file."""
+    from .distributed import env_rank
+
+    path = run_dir / "metrics.json"
+    if env_rank() != 0 or not path.is_file():
+        return
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return  # the summary reports an unreadable metrics.json itself
+    metrics["job_wall_time_s"] = round(seconds, 3)
+    write_json(metrics, path)
 
 
 def _overrides(job_dir: Path) -> list[str]:
@@ -107,8 +157,13 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
             mode=metrics.get("mode"),
             best=metrics.get("best_val_metric"),
             best_epoch=metrics.get("best_epoch"),
+            val_metrics={
+                k: v for k, v in (metrics.get("best") or {}).items() if k.endswith("/val")
+            },
             epochs=metrics.get("epochs_run"),
             wall_time_s=metrics.get("wall_time_s"),
+            job_wall_time_s=metrics.get("job_wall_time_s"),
+            health=health_verdict(metrics),
             error=error.splitlines()[0] if error else None,
         )
         for key, value in (metrics.get("test") or {}).items():
@@ -119,17 +174,120 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-OK_STATUSES = ("completed", "stopped_early")
+def health_verdict(metrics: dict[str, Any]) -> str | None:
+    """The run's main health finding: metrics.json's `health_verdict`, else the kind of its
+    first error (then warning) finding, else `healthy`; None when the run has no report."""
+    verdict = metrics.get("health_verdict")
+    if isinstance(verdict, dict):
+        verdict = verdict.get("kind") or verdict.get("verdict")
+    if verdict:
+        return str(verdict)
+    findings = metrics.get("health")
+    if not isinstance(findings, list):
+        return None
+    for severity in ("error", "warning"):
+        for finding in findings:
+            if isinstance(finding, dict) and finding.get("severity") == severity:
+                return str(finding.get("kind") or severity)
+    return "healthy"
 
 
-def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Finished runs by their best monitored metric (in its direction), then everything else."""
+def choose_ranking(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the finished runs are ranked by: their monitored metric, unless its values are not
+    comparable between jobs (different losses, or different monitors); then a metric every job
+    shares, said in `note`."""
     good = [r for r in rows if r.get("status") in OK_STATUSES and _finite(r.get("best"))]
+    monitors = sorted({str(r.get("monitor")) for r in good})
+    monitor = (
+        monitors[0] if monitors else next((r["monitor"] for r in rows if r.get("monitor")), None)
+    )
     mode = next((r.get("mode") for r in good if r.get("mode") in ("min", "max")), "min")
-    good.sort(key=lambda r: r["best"], reverse=mode == "max")
+    ranking = {"metric": monitor, "mode": mode, "note": None}
+    if not good or any(r.get("mode") == "lr_find" for r in good):
+        return ranking
+    not_by = ""
+    if len(monitors) > 1:
+        why = f"the jobs monitor different metrics ({', '.join(monitors)})"
+        compared = "their monitored values"
+    elif monitor.startswith("loss"):
+        differing = loss_settings_that_differ(good)
+        if not differing:
+            return ranking
+        why = f"the jobs' losses differ ({', '.join(differing)})"
+        compared, not_by = f"their {monitor} values", f", not by {monitor}"
+    else:
+        return ranking
+    for metric, direction in SHARED_METRICS:
+        if all(_finite(r["val_metrics"].get(metric)) for r in good):
+            note = (
+                f"ranked by {metric} (at each run's best epoch){not_by}: {why}, "
+                f"so {compared} are not comparable."
+            )
+            return {"metric": metric, "mode": direction, "note": note}
+    shared = " or ".join(m for m, _ in SHARED_METRICS)
+    note = (
+        f"ranked by {monitor}, but {compared} are not comparable: {why}, and no metric every "
+        f"job records ({shared}) could rank them instead."
+    )
+    return {**ranking, "note": note}
+
+
+def loss_settings_that_differ(rows: list[dict[str, Any]]) -> list[str]:
+    """The loss settings (loss.*, and data.standardize_targets for regression) that are not the
+    same in every job, from each job's composed config and its overrides."""
+    import yaml
+
+    settings: list[dict[str, Any]] = []
+    for row in rows:
+        config_file = Path(row["run_dir"]) / ".hydra" / "config.yaml"
+        try:
+            config = yaml.safe_load(config_file.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            config = {}
+        flat = _flatten(config.get("loss"), "loss")
+        if "r2/val" in row["val_metrics"]:  # standardised targets change a regression loss's scale
+            flat["data.standardize_targets"] = (config.get("data") or {}).get("standardize_targets")
+        settings.append({"loss" if k == "loss._target_" else k: v for k, v in flat.items()})
+    keys = {k for flat in settings for k in flat}
+    differing = {
+        k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in settings}) > 1
+    }
+    overridden = _varying([_overrides(Path(r["run_dir"])) for r in rows])
+    differing |= {k.lstrip("+~") for k in overridden if k.lstrip("+~").split(".")[0] == "loss"}
+    return sorted(differing)
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {} if value is None else {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        flat.update(
+            _flatten(item, f"{prefix}.{key}")
+            if isinstance(item, dict)
+            else {f"{prefix}.{key}": item}
+        )
+    return flat
+
+
+def rank(rows: list[dict[str, Any]], ranking: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Finished runs by the ranking metric (in its direction), then everything else. Runs with
+    equal values share a rank (1, 1, 3), in job order."""
+    ranking = ranking or choose_ranking(rows)
+    metric = ranking["metric"]
+    for row in rows:
+        if row.get("monitor") == metric or row.get("mode") == "lr_find":
+            row["ranked_value"] = row.get("best")
+        else:
+            row["ranked_value"] = (row.get("val_metrics") or {}).get(metric)
+    good = [r for r in rows if r.get("status") in OK_STATUSES and _finite(r.get("ranked_value"))]
+    good.sort(key=lambda r: r["ranked_value"], reverse=ranking["mode"] == "max")
     rest = [r for r in rows if r not in good]
-    for i, row in enumerate(good + rest, start=1):
-        row["rank"] = i if row in good else None
+    for i, row in enumerate(good, start=1):
+        tied = i > 1 and row["ranked_value"] == good[i - 2]["ranked_value"]
+        row["rank"] = good[i - 2]["rank"] if tied else i
+    for row in rest:
+        row["rank"] = None
     return good + rest
 
 
@@ -144,7 +302,7 @@ def summarize(sweep_dir: str | Path, show: bool = True) -> dict[str, Any]:
         from .errors import UserError
 
         raise UserError(f"no such sweep directory: '{sweep_dir}'.", key="sweep_dir")
-    rows = rank(collect(sweep_dir))
+    rows = collect(sweep_dir)
     if not rows:
         from .errors import UserError
 
@@ -153,6 +311,8 @@ def summarize(sweep_dir: str | Path, show: bool = True) -> dict[str, Any]:
             "give the sweep's directory, e.g. outputs/sweeps/<date>/<time>. Nothing was written.",
             key="sweep_dir",
         )
+    ranking = choose_ranking(rows)
+    rows = rank(rows, ranking)
     failed = [r for r in rows if r.get("status") not in OK_STATUSES]
     best = next((r for r in rows if r.get("rank") == 1), None)
     monitor = (
@@ -164,6 +324,9 @@ def summarize(sweep_dir: str | Path, show: bool = True) -> dict[str, Any]:
         "sweep_dir": str(sweep_dir),
         "monitor": monitor,
         "mode": best.get("mode") if best else None,
+        "ranked_by": ranking["metric"],
+        "ranked_mode": ranking["mode"],
+        "ranking_note": ranking["note"],
         "jobs": len(rows),
         "failed": len(failed),
         "best": best,
@@ -179,9 +342,12 @@ def summarize(sweep_dir: str | Path, show: bool = True) -> dict[str, Any]:
         "monitor",
         "best",
         "best_epoch",
+        "ranked_value",
         *test_keys,
         "epochs",
         "wall_time_s",
+        "job_wall_time_s",
+        "health",
         "error",
         "command",
     ]
@@ -190,81 +356,8 @@ def summarize(sweep_dir: str | Path, show: bool = True) -> dict[str, Any]:
         writer.writeheader()
         writer.writerows(rows)
     if show:
-        _print(summary, test_keys)
+        print_summary(summary)
     return summary
-
-
-def _short(overrides: str) -> str:
-    """Overrides for display: long floats (Optuna's) rounded to 4 significant digits."""
-    import re
-
-    return re.sub(
-        r"(?<==)(-?\d+\.\d{5,}(?:e-?\d+)?|-?\d\.\d+e-?\d+)",
-        lambda m: f"{float(m.group(1)):.4g}",
-        overrides,
-    )
-
-
-def _print(summary: dict[str, Any], test_keys: list[str]) -> None:
-    """The ranking table, printed in the launching process (it has no run log file)."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from .console import console
-    from .report import tensorboard_command
-
-    rows = summary["runs"]
-    monitor = summary.get("monitor") or "metric"
-    main_test = next((k for k in ("test_accuracy", "test_r2") if k in test_keys), None)
-    table = Table(
-        title=f"sweep: {len(rows)} runs ranked by best {monitor} ({summary.get('mode') or 'min'})",
-        title_justify="left",
-    )
-    columns = ["#", "job", "overrides", f"best {monitor}", "epoch"]
-    columns += [main_test.replace("_", " ")] if main_test else []
-    for name in (*columns, "epochs", "status", "time"):
-        table.add_column(name, overflow="fold")
-
-    def fmt(value) -> str:
-        return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    for row in rows:
-        status = row.get("status", "")
-        time = row.get("wall_time_s")
-        table.add_row(
-            *(
-                escape(cell)
-                for cell in (
-                    fmt(row.get("rank")),
-                    row["job"].split("_", 1)[0],
-                    _short(row.get("overrides", "")),
-                    fmt(row.get("best")),
-                    fmt(row.get("best_epoch")),
-                    *([fmt(row.get(main_test))] if main_test else []),
-                    fmt(row.get("epochs")),
-                    status,
-                    "" if time is None else f"{time:.1f}s",
-                )
-            ),
-            style=None if status in OK_STATUSES else "red",
-        )
-    out = console()
-    out.print(table)
-    lines = [f"summary: {Path(summary['sweep_dir']) / 'summary.csv'} and summary.json"]
-    if summary["best"]:
-        lines.append(f"best run: {summary['best']['run_dir']}")
-        lines.append(f"  re-run: {summary['best']['command']}")
-    for row in rows:
-        if row.get("status") not in OK_STATUSES:
-            job = row["job"].split("_", 1)[0]
-            lines.append(
-                f"failed: job {job} ({row.get('overrides')}): {row.get('error') or row.get('status')}"
-            )
-    lines.append(f"compare: {tensorboard_command(summary['sweep_dir'])}")
-    for line in lines:
-        out.print(
-            line, soft_wrap=True, markup=False, style="red" if line.startswith("failed") else None
-        )
 
 
 def main_summarize(argv: list[str]) -> int:

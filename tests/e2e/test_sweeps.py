@@ -4,8 +4,10 @@ launchers, Optuna, experiment presets, the learning-rate range test."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 from helpers import cli_env, metrics_of, run_cli
@@ -28,17 +30,36 @@ except ImportError:
     HAS_OPTUNA = False
 
 SWEEP = ["optimizer.lr=1e-3,1e-2,abc", "trainer.max_epochs=4"]
+PREFIXES = ("[0 optimizer.lr=0.001] ", "[1 optimizer.lr=0.01] ", "[2 optimizer.lr=abc] ")
 
 
 def _rows(sweep_dir):
     return json.loads((sweep_dir / "summary.json").read_text())["runs"]
 
 
+def _table_cells(stdout: str) -> dict[str, list[str]]:
+    """The ranking table's cells by job number (the table's second column)."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("sweep: "))
+    rows = [line.split("│")[1:-1] for line in lines[start:] if line.startswith("│")]
+    return {cells[1].strip(): [c.strip() for c in cells] for cells in rows if cells[1].strip()}
+
+
 @pytest.fixture(scope="module")
 def basic_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("basic")
+    started = time.monotonic()
     result = run_cli(SWEEP, tmp, multirun=True)
+    result.elapsed = time.monotonic() - started
     return result, tmp / "sweep"
+
+
+@pytest.fixture(scope="module")
+def joblib_sweep(tmp_path_factory):
+    if not HAS_JOBLIB:
+        pytest.skip("hydra-joblib-launcher not installed (pip install -e '.[sweeps]')")
+    tmp = tmp_path_factory.mktemp("joblib")
+    return run_cli(["hydra/launcher=joblib", *SWEEP], tmp, multirun=True)
 
 
 def test_one_directory_per_job_named_after_the_swept_value(basic_sweep):
@@ -109,13 +130,33 @@ def test_tensorboard_sees_one_run_per_job_with_its_hparams(basic_sweep):
         assert start.hparams["optimizer"].string_value == "adamw"
 
 
-@pytest.mark.skipif(
-    not HAS_JOBLIB, reason="hydra-joblib-launcher not installed (pip install -e '.[sweeps]')"
-)
-def test_joblib_runs_jobs_in_parallel_with_the_same_results(basic_sweep, tmp_path):
-    result = run_cli(["hydra/launcher=joblib", *SWEEP], tmp_path, multirun=True)
+def test_the_time_column_is_each_jobs_wall_time(basic_sweep):
+    result, sweep_dir = basic_sweep
+    rows = {r["job"].split("_")[0]: r for r in _rows(sweep_dir)}
+    cells = _table_cells(result.stdout)
+    times = {}
+    for job, row in rows.items():
+        metrics = metrics_of(row["run_dir"])
+        times[job] = metrics["job_wall_time_s"]
+        assert row["job_wall_time_s"] == times[job]
+        assert cells[job][-1] == f"{times[job]:.1f}s"
+    for job in ("0", "1"):  # set-up, test and reports count, not only the epochs
+        assert times[job] > metrics_of(rows[job]["run_dir"])["wall_time_s"]
+    assert sum(times.values()) < result.elapsed
+
+
+def test_a_sequential_sweep_prints_unlabelled_and_without_colour_codes(basic_sweep):
+    result, _ = basic_sweep
+    assert b"\x1b" not in (result.stdout + result.stderr).encode()
+    lines = (result.stdout + result.stderr).splitlines()
+    assert [line for line in lines if re.match(r"\[\d+ ", line)] == []
+    assert sum(line.startswith("╭─ trainer ─") for line in lines) == 2
+
+
+def test_joblib_runs_jobs_in_parallel_with_the_same_results(basic_sweep, joblib_sweep):
+    result = joblib_sweep
     assert result.returncode == 3  # the same failing job: the same exit code as sequentially
-    parallel, sequential = _rows(tmp_path / "sweep"), _rows(basic_sweep[1])
+    parallel, sequential = _rows(result.dir), _rows(basic_sweep[1])
     assert [(r["job"], r["best"], r.get("test_accuracy")) for r in parallel] == [
         (r["job"], r["best"], r.get("test_accuracy")) for r in sequential
     ]
@@ -124,6 +165,26 @@ def test_joblib_runs_jobs_in_parallel_with_the_same_results(basic_sweep, tmp_pat
     assert len(finished) == len(parallel) - 1  # all but the failing job
     threads = [metrics_of(row["run_dir"])["environment"]["torch_threads"] for row in finished]
     assert threads == [expected_threads] * len(finished)
+
+
+def test_joblib_labels_every_line_a_job_prints_once_with_its_number_and_overrides(joblib_sweep):
+    result = joblib_sweep
+    assert b"\x1b" not in (result.stdout + result.stderr).encode()
+    stdout = result.stdout.splitlines()
+    end = next(i for i, line in enumerate(stdout) if line.startswith("sweep: 3 runs ranked"))
+    jobs_printed = [line for line in stdout[:end] if "][HYDRA] " not in line]
+    assert [line for line in jobs_printed if not line.startswith(PREFIXES)] == []
+    for prefix in PREFIXES[:2]:
+        for start in ("╭─ trainer ─", "epoch 1/4 | ", "epoch 4/4 | ", "╭─ summary ─", "resume: "):
+            assert sum(line.startswith(prefix + start) for line in jobs_printed) == 1, start
+    assert [line for line in jobs_printed if line.startswith(PREFIXES[2])] == []
+    assert result.stderr.splitlines() == [
+        "[2 optimizer.lr=abc] ╭─ trainer: error ───────────────────────────╮",
+        "[2 optimizer.lr=abc] │ job 2: optimizer.lr='abc' is not a number. │",
+        "[2 optimizer.lr=abc] ╰────────────────────────────────────────────╯",
+    ]
+    assert [line for line in stdout[end:] if line.startswith("[")] == []  # the launcher's own
+    assert _table_cells(result.stdout)["2"][6] == "failed"
 
 
 @pytest.mark.skipif(
@@ -138,6 +199,8 @@ def test_optuna_search_completes_and_is_summarised(tmp_path):
         multirun=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    assert b"\x1b" not in (result.stdout + result.stderr).encode()  # piped: no colour codes
+    assert "] A new study created in memory with name: lr_wd\n" in result.stderr
     rows = _rows(tmp_path / "sweep")
     assert len(rows) == 3 and all(r["status"] in ("completed", "stopped_early") for r in rows)
     optuna = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
