@@ -36,6 +36,7 @@ from .distributed import peer_failure
 from .errors import DistributedFailure, TrainingInterrupted
 from .evaluation import evaluate
 from .files import BackgroundWriter, write_json
+from .health.baselines import chance_level
 from .metrics import MetricAccumulator
 from .paths import new_run_dir, resolve_checkpoint
 from .prepare import place
@@ -115,7 +116,8 @@ class Trainer:
         asks = [getattr(cb, "grad_norm_every_n_steps", 0) for cb in self.callbacks.values()]
         self._grad_norm_every = min((n for n in asks if n), default=0)
         precision = self.state.precision.name
-        self.record.describe_setup(self.device, precision, self.dist.world_size, data.spec)
+        chance = chance_level(data, self.loss_fn)  # what the health report judges against
+        self.record.describe_setup(self.device, precision, self.dist.world_size, data.spec, chance)
         self._data_state = data.state_dict()
         self._train_metrics = self._new_metrics()
         self._last_loss: torch.Tensor | None = None
@@ -238,6 +240,7 @@ class Trainer:
         grad_norm = self.step.mean_grad_norm()
         if grad_norm is not None:
             logs["grad_norm"] = grad_norm
+            logs |= self.step.mean_layer_grad_norms()  # first and last weight layers
         logs["time/epoch_s"] = time.perf_counter() - started
         logs["throughput/samples_per_s"] = self.train_batches.samples() / max(train_time, 1e-9)
         return logs
@@ -358,14 +361,15 @@ class Trainer:
 
     def finish(self, error: BaseException | None = None) -> dict[str, Any]:
         """End the run: health report, metrics.json, loggers closed. Call it also after errors."""
-        from .health import diagnose
+        from .health import diagnose_run, verdict
 
         record = self.record
         if error is not None and record.status != "failed":  # fit's own failure is recorded
             record.failed(error, self.state.epoch if self.state else 0)
         summary = record.summary()
         if self.state is not None and self.state.optimizer is not None:
-            summary["health"] = diagnose(summary, self.head.task, self.state.base_lr())
+            summary["health"] = diagnose_run(self, summary)
+            summary["health_verdict"] = verdict(summary["health"])
         if self.context is not None:  # (a failed set-up ran no callback: none to close)
             end_of_run(self.callbacks, self.context, summary)
         if self.files is not None:

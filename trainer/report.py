@@ -143,23 +143,34 @@ def command_line(overrides: list[str]) -> str:
 
 
 def health_report(findings: list[dict[str, Any]]) -> None:
+    """The findings, most severe first, each with its fix as one command to copy; the verdict
+    in the title ("healthy", or the main finding's kind)."""
+    from .health import verdict
+
     if not findings:
         return
-    marks = {"error": "[red]✗[/]", "warning": "[yellow]![/]", "info": "[green]✓[/]"}
+    marks = {"error": "[red]✗[/]", "warning": "[yellow]![/]", "info": "[cyan]i[/]"}
     table = Table.grid(padding=(0, 1))
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
+    lines = []
     for finding in findings:
-        mark = (
-            marks.get(finding["severity"], "-")
-            if finding["kind"] == "ok" or finding["severity"] != "info"
-            else "[cyan]i[/]"
-        )
+        mark = "[green]✓[/]" if finding["kind"] == "ok" else marks.get(finding["severity"], "-")
         table.add_row(mark, Text(finding["message"]))
-    plain = "health report:\n" + "\n".join(f"  - {f['message']}" for f in findings)
+        lines.append(f"  - {finding['severity']}: {finding['message']}")
+        if finding.get("advice"):
+            table.add_row("", Text(f"try: {finding['advice']}", style="bold"))
+            lines.append(f"    try: {finding['advice']}")
+    main = verdict(findings)
+    plain = f"health report ({main}):\n" + "\n".join(lines)
+    style = {"healthy": "green"}.get(main, "red" if main == "divergence" else "yellow")
     console.show(
         Panel(
-            table, title="health report", title_align="left", border_style="magenta", expand=False
+            table,
+            title=f"health report: {main}",
+            title_align="left",
+            border_style=style,
+            expand=False,
         ),
         plain,
     )
