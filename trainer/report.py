@@ -132,7 +132,7 @@ def end_summary(summary: dict[str, Any], run_dir: Path, writes_files: bool = Tru
     )
     for name, command in commands:
         console.show(Text(f"{name + ':':<13}{command}"), f"  {name}: {command}", soft_wrap=True)
-    health_report(summary.get("health") or [])
+    health_report(summary.get("health") or [], summary.get("health_verdict"))
 
 
 def command_line(overrides: list[str]) -> str:
@@ -142,13 +142,14 @@ def command_line(overrides: list[str]) -> str:
     return "python -m trainer " + " ".join(shlex.quote(o) for o in kept)
 
 
-def health_report(findings: list[dict[str, Any]]) -> None:
+def health_report(findings: list[dict[str, Any]], main: str | None = None) -> None:
     """The findings, most severe first, each with its fix as one command to copy; the verdict
-    in the title ("healthy", or the main finding's kind)."""
-    from .health import verdict
-
+    (`main`: metrics.json's health_verdict) in the title: "healthy", or the main finding's kind."""
     if not findings:
         return
+    if main is None:  # (an older metrics.json) the first warning or error: they come first
+        serious = [f["kind"] for f in findings if f["severity"] in ("error", "warning")]
+        main = serious[0] if serious else "healthy"
     marks = {"error": "[red]✗[/]", "warning": "[yellow]![/]", "info": "[cyan]i[/]"}
     table = Table.grid(padding=(0, 1))
     table.add_column(no_wrap=True)
@@ -161,7 +162,6 @@ def health_report(findings: list[dict[str, Any]]) -> None:
         if finding.get("advice"):
             table.add_row("", Text(f"try: {finding['advice']}", style="bold"))
             lines.append(f"    try: {finding['advice']}")
-    main = verdict(findings)
     plain = f"health report ({main}):\n" + "\n".join(lines)
     style = {"healthy": "green"}.get(main, "red" if main == "divergence" else "yellow")
     console.show(

@@ -45,3 +45,37 @@ def test_a_rate_far_too_high_is_named_and_the_advised_command_fixes_it(tmp_path)
     assert fixed["health"][0]["kind"] == "ok"
     assert fixed["best"]["accuracy/val"] > metrics["best"]["accuracy/val"]
     assert "health report: healthy" in _flat(second.stdout)
+
+
+def test_the_calibration_corpus_runs_and_prints_its_figures(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import ROOT, cli_env
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "health_corpus.py"),
+            "--set",
+            "tuned",
+            "--only",
+            "healthy_wine_mlp,lr_low_sgd",
+            "--out",
+            str(tmp_path / "corpus"),
+        ],
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert [line.split()[:2] for line in lines if line.startswith(("ok ", "XX "))] == [
+        ["ok", "healthy_wine_mlp"],
+        ["ok", "lr_low_sgd"],
+    ]
+    assert "tuned      named right 2/2 (100%); warnings on healthy runs 0/1" in lines
+    metrics = metrics_of(tmp_path / "corpus" / "lr_low_sgd")
+    assert metrics["health_verdict"] == "lr_too_low"
