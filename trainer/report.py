@@ -154,26 +154,23 @@ def health_report(findings: list[dict[str, Any]], main: str | None = None) -> No
     table = Table.grid(padding=(0, 1))
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
-    lines = []
+    lines, commands = [], []
     for finding in findings:
         mark = "[green]✓[/]" if finding["kind"] == "ok" else marks.get(finding["severity"], "-")
         table.add_row(mark, Text(finding["message"]))
         lines.append(f"  - {finding['severity']}: {finding['message']}")
-        if finding.get("advice"):
-            table.add_row("", Text(f"try: {finding['advice']}", style="bold"))
+        if finding.get("advice"):  # below the panel, unwrapped, to copy whole
+            commands.append(f"try:         {finding['advice']}")
             lines.append(f"    try: {finding['advice']}")
-    plain = f"health report ({main}):\n" + "\n".join(lines)
+    judged = [f for f in findings if f["kind"] != "too_short"]
+    title = f"health report: {main}" if judged else "health report: too short to judge"
     style = {"healthy": "green"}.get(main, "red" if main == "divergence" else "yellow")
     console.show(
-        Panel(
-            table,
-            title=f"health report: {main}",
-            title_align="left",
-            border_style=style,
-            expand=False,
-        ),
-        plain,
+        Panel(table, title=title, title_align="left", border_style=style, expand=False),
+        f"{title}\n" + "\n".join(lines),
     )
+    for command in commands:
+        console.show(Text(command), None, soft_wrap=True)
 
 
 def key_values(title: str, rows: list[tuple[str, str]], style: str = "green") -> None:

@@ -29,7 +29,7 @@ def test_a_rate_far_too_high_is_named_and_the_advised_command_fixes_it(tmp_path)
     assert metrics["dataset"]["baseline"]["accuracy"] == 0.5
     out = _flat(first.stdout)
     assert "health report: lr_too_high" in out
-    assert f"try: {advice}" in out
+    assert f"\ntry:         {advice}\n" in first.stdout  # whole, on a line of its own
     assert _flat(main["message"]) in out
     events = EventAccumulator(str(first.dir / "tensorboard"), size_guidance={"tensors": 0})
     events.Reload()
