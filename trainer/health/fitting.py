@@ -211,8 +211,10 @@ def healthy(c: Curves, summary: dict) -> dict:
     return finding(
         "ok",
         "info",
-        f"healthy: val loss reached {c.val[best]:.4g} at epoch {c.epochs[best]} against "
-        f"{_chance_text(c)}" + (f", best {versus}" if versus else "") + f", train/val gap "
+        f"healthy: val loss reached {c.val[best]:.4g} at epoch {c.epochs[best]}"
+        + (f" against the chance level {c.chance_loss:.4g}" if c.chance_loss else "")
+        + (f", best {versus}" if versus else "")
+        + f", train/val gap "
         f"{gap:.4g}{stop}.",
         best_epoch=c.epochs[best],
         best_val_loss=c.val[best],
