@@ -17,23 +17,23 @@ import numpy as np
 MAX_SHOWN = 6  # features in the one-line equation printed in the summary
 
 
-def original_units(model, data) -> dict[str, Any] | None:
-    """{"features", "outputs", "weight" (outputs x features), "bias" (outputs)} for a model
-    that is one nn.Linear layer (model=linear); None for any other model."""
+def original_units(model, data) -> dict[str, Any]:
+    """{"linear_weights": {"features", "outputs", "weight" (outputs x features), "bias"}} for a
+    model that is one nn.Linear layer (model=linear); {} for any other model."""
     import torch.nn as nn
 
     layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
     others = [m for m in model.modules() if len(list(m.children())) == 0 and m not in layers]
     if len(layers) != 1 or any(not isinstance(m, nn.Flatten) for m in others):
-        return None
+        return {}
     if getattr(data, "feature_scaler", None) is None:
-        return None
+        return {}
     weight = layers[0].weight.detach().double().cpu().numpy()
     bias = layers[0].bias.detach().double().cpu().numpy() if layers[0].bias is not None else 0.0
     mean = np.asarray(data.feature_scaler.mean, dtype=np.float64)
     std = np.asarray(data.feature_scaler.std, dtype=np.float64)
     if weight.shape[1] != len(mean):
-        return None
+        return {}
     slope = weight / std
     intercept = bias - slope @ mean
     if data.target_scaler is not None:  # regression: back to the target's units
@@ -49,11 +49,13 @@ def original_units(model, data) -> dict[str, Any] | None:
             else [f"logit[{c}]" for c in (spec.class_names or range(weight.shape[0]))]
         )
     return {
-        "features": list(spec.feature_names),
-        "outputs": [str(o) for o in outputs],
-        "weight": np.round(slope, 6).tolist(),
-        "bias": np.round(np.broadcast_to(intercept, (weight.shape[0],)), 6).tolist(),
-        "units": "the data's original units (standardisation undone)",
+        "linear_weights": {
+            "features": list(spec.feature_names),
+            "outputs": [str(o) for o in outputs],
+            "weight": np.round(slope, 6).tolist(),
+            "bias": np.round(np.broadcast_to(intercept, (weight.shape[0],)), 6).tolist(),
+            "units": "the data's original units (standardisation undone)",
+        }
     }
 
 

@@ -8,14 +8,14 @@
         (per-epoch schedule) -> record -> callbacks: early stopping, checkpoints, loggers
     test once, at the end, on the best weights
 
-The parts it calls each live in a module of their own: putting the parts on their device in
-prepare.py, the step (precision, clipping, accumulation, the non-finite policy) in step.py,
-evaluation in evaluation.py, what a checkpoint restores in state.py, what metrics.json says in
-record.py, what callbacks see in context.py.
+The parts it calls live in modules of their own: devices in prepare.py, the step (precision,
+clipping, accumulation, non-finite policy) in step.py, evaluation in evaluation.py, what a
+checkpoint restores in state.py, metrics.json in record.py, what callbacks see in context.py.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -36,6 +36,7 @@ from .distributed import peer_failure
 from .errors import DistributedFailure, TrainingInterrupted
 from .evaluation import evaluate
 from .files import BackgroundWriter, write_json
+from .health.baselines import chance_level
 from .metrics import MetricAccumulator
 from .paths import new_run_dir, resolve_checkpoint
 from .prepare import place
@@ -115,7 +116,8 @@ class Trainer:
         asks = [getattr(cb, "grad_norm_every_n_steps", 0) for cb in self.callbacks.values()]
         self._grad_norm_every = min((n for n in asks if n), default=0)
         precision = self.state.precision.name
-        self.record.describe_setup(self.device, precision, self.dist.world_size, data.spec)
+        chance = chance_level(data, self.loss_fn)  # what the health report judges against
+        self.record.describe_setup(self.device, precision, self.dist.world_size, data.spec, chance)
         self._data_state = data.state_dict()
         self._train_metrics = self._new_metrics()
         self._last_loss: torch.Tensor | None = None
@@ -134,7 +136,7 @@ class Trainer:
             is_main_process=self.is_main_process,
             checkpoint=self.checkpoint,
             request_stop=self.record.request_stop,
-            log_step=self._log_step,
+            log_step=functools.partial(self._call, "log_step"),  # (loggers log; others pass)
         )
         if s.resume:
             self._resume(resolve_checkpoint(s.resume))
@@ -238,6 +240,7 @@ class Trainer:
         grad_norm = self.step.mean_grad_norm()
         if grad_norm is not None:
             logs["grad_norm"] = grad_norm
+            logs |= self.step.mean_layer_grad_norms()  # first and last weight layers
         logs["time/epoch_s"] = time.perf_counter() - started
         logs["throughput/samples_per_s"] = self.train_batches.samples() / max(train_time, 1e-9)
         return logs
@@ -358,7 +361,7 @@ class Trainer:
 
     def finish(self, error: BaseException | None = None) -> dict[str, Any]:
         """End the run: health report, metrics.json, loggers closed. Call it also after errors."""
-        from .health import diagnose
+        from .health import diagnose_run, verdict
         from .linear_weights import original_units
 
         record = self.record
@@ -366,10 +369,10 @@ class Trainer:
             record.failed(error, self.state.epoch if self.state else 0)
         summary = record.summary()
         if self.context is not None:  # model=linear: its weights in the data's units
-            weights = original_units(self.state.model, self.context.data)
-            summary.update({"linear_weights": weights} if weights else {})
+            summary |= original_units(self.state.model, self.context.data)
         if self.state is not None and self.state.optimizer is not None:
-            summary["health"] = diagnose(summary, self.head.task, self.state.base_lr())
+            summary["health"] = diagnose_run(self, summary)
+            summary["health_verdict"] = verdict(summary["health"])
         if self.context is not None:  # (a failed set-up ran no callback: none to close)
             end_of_run(self.callbacks, self.context, summary)
         if self.files is not None:
@@ -394,7 +397,3 @@ class Trainer:
     def _call_batch(self, hook: str, *args) -> None:
         for cb in self._per_batch[hook]:
             getattr(cb, hook)(self.context, *args)
-
-    def _log_step(self, metrics: dict[str, float]) -> None:
-        for cb in self.callbacks.values():  # (a logger's log_step; the others' do nothing)
-            cb.log_step(self.context, metrics)

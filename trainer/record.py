@@ -44,8 +44,11 @@ class RunRecord:
         self._wall_time_before = 0.0
         self._written = -1e9  # time.monotonic() of the last metrics.json write
 
-    def describe_setup(self, device, precision: str, processes: int, spec) -> None:
-        """Where the run trains and on what data (metrics.json's environment and dataset)."""
+    def describe_setup(
+        self, device, precision: str, processes: int, spec, baseline: dict | None = None
+    ) -> None:
+        """Where the run trains and on what data (metrics.json's environment and dataset);
+        `baseline`: the task's chance level on the train split (see health/baselines.py)."""
         import torch
 
         self.environment = {
@@ -61,6 +64,8 @@ class RunRecord:
             "sizes": spec.sizes,
             "num_classes": spec.num_classes,
         }
+        if baseline is not None:
+            self.dataset["baseline"] = baseline
         if spec.columns:  # a table: what became of each of its columns
             report = describe_columns(spec.columns)
             self.dataset["columns"] = [{"name": n, "treatment": t} for n, t in report]

@@ -136,7 +136,7 @@ def end_summary(summary: dict[str, Any], run_dir: Path, writes_files: bool = Tru
     )
     for name, command in commands:
         console.show(Text(f"{name + ':':<13}{command}"), f"  {name}: {command}", soft_wrap=True)
-    health_report(summary.get("health") or [])
+    health_report(summary.get("health") or [], summary.get("health_verdict"))
 
 
 def command_line(overrides: list[str]) -> str:
@@ -146,27 +146,35 @@ def command_line(overrides: list[str]) -> str:
     return "python -m trainer " + " ".join(shlex.quote(o) for o in kept)
 
 
-def health_report(findings: list[dict[str, Any]]) -> None:
+def health_report(findings: list[dict[str, Any]], main: str | None = None) -> None:
+    """The findings, most severe first, each with its fix as one command to copy; the verdict
+    (`main`: metrics.json's health_verdict) in the title: "healthy", or the main finding's kind."""
     if not findings:
         return
-    marks = {"error": "[red]✗[/]", "warning": "[yellow]![/]", "info": "[green]✓[/]"}
+    if main is None:  # (an older metrics.json) the first warning or error: they come first
+        serious = [f["kind"] for f in findings if f["severity"] in ("error", "warning")]
+        main = serious[0] if serious else "healthy"
+    marks = {"error": "[red]✗[/]", "warning": "[yellow]![/]", "info": "[cyan]i[/]"}
     table = Table.grid(padding=(0, 1))
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
+    lines, commands = [], []
     for finding in findings:
-        mark = (
-            marks.get(finding["severity"], "-")
-            if finding["kind"] == "ok" or finding["severity"] != "info"
-            else "[cyan]i[/]"
-        )
+        mark = "[green]✓[/]" if finding["kind"] == "ok" else marks.get(finding["severity"], "-")
         table.add_row(mark, Text(finding["message"]))
-    plain = "health report:\n" + "\n".join(f"  - {f['message']}" for f in findings)
+        lines.append(f"  - {finding['severity']}: {finding['message']}")
+        if finding.get("advice"):  # below the panel, unwrapped, to copy whole
+            commands.append(f"try:         {finding['advice']}")
+            lines.append(f"    try: {finding['advice']}")
+    judged = [f for f in findings if f["kind"] != "too_short"]
+    title = f"health report: {main}" if judged else "health report: too short to judge"
+    style = {"healthy": "green"}.get(main, "red" if main == "divergence" else "yellow")
     console.show(
-        Panel(
-            table, title="health report", title_align="left", border_style="magenta", expand=False
-        ),
-        plain,
+        Panel(table, title=title, title_align="left", border_style=style, expand=False),
+        f"{title}\n" + "\n".join(lines),
     )
+    for command in commands:
+        console.show(Text(command), None, soft_wrap=True)
 
 
 def key_values(title: str, rows: list[tuple[str, str]], style: str = "green") -> None:

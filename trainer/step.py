@@ -53,12 +53,18 @@ class TrainStep:
         self._group_samples: list[int] = []
         self._foreach = None  # clip_grad_norm_'s foreach (not on mps)
         self.last_norm: torch.Tensor | None = None  # of the last step that measured it
+        # The first and last weight layers (Linear, Conv): their gradient norms, measured with
+        # the total, tell vanishing gradients from a small total.
+        weights = [p for p in self.params if p.dim() >= 2]
+        self._layers = [weights[0], weights[-1]] if len(weights) >= 2 else []
         self.start_epoch(None)
 
     def start_epoch(self, batches: TensorBatches | None) -> None:
         """Reset the epoch's gradient-norm sum; plan the samples in each optimizer step."""
         self.norm_sum: torch.Tensor | float = 0.0
         self.norm_count = 0
+        self.layer_sum: torch.Tensor | float = 0.0
+        self.layer_count = 0
         if batches is not None:
             sizes, k = batches.global_sizes(), self.accumulate
             self._group_samples = [sum(sizes[i : i + k]) for i in range(0, len(sizes), k)]
@@ -102,6 +108,11 @@ class TrainStep:
     def apply(self, measure_norm: bool = False) -> bool:
         """Clip, apply the non-finite policy and step (after `unscale`); False when skipped."""
         norm = None
+        if measure_norm and self._layers and all(p.grad is not None for p in self._layers):
+            # (before clipping, as the total is)
+            norms = torch.stack([torch.linalg.vector_norm(p.grad) for p in self._layers])
+            self.layer_sum = self.layer_sum + norms.detach()  # on the device: no host sync
+            self.layer_count += 1
         if self.clip_norm is not None:
             if self._foreach is None:
                 self._foreach = self.params[0].device.type != "mps" if self.params else False
@@ -151,6 +162,14 @@ class TrainStep:
     def mean_grad_norm(self) -> float | None:
         """The epoch's mean gradient norm over the steps that measured it (one host read)."""
         return (self.norm_sum / self.norm_count).item() if self.norm_count else None
+
+    def mean_layer_grad_norms(self) -> dict[str, float]:
+        """The epoch's mean gradient norms of the first and last weight layers (one host read),
+        as `grad_norm/first_layer` and `grad_norm/last_layer`; {} when not measured."""
+        if not self.layer_count:
+            return {}
+        first, last = (self.layer_sum / self.layer_count).tolist()
+        return {"grad_norm/first_layer": first, "grad_norm/last_layer": last}
 
     def _forward_context(self, last_in_group: bool):
         """Autocast; under DDP with accumulation, no gradient all-reduce before the group's last

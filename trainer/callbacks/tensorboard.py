@@ -222,8 +222,12 @@ class TensorBoardLogger(Callback):
             text = "\n".join(f"- {key}: {value}" for key, value in summary_rows(summary))
             files.submit(self._write_text, "summary", text, epoch)
             if summary.get("health"):
-                report = "\n".join(
-                    f"- **{f['severity']}** {f['message']}" for f in summary["health"]
+                from ..health import verdict
+
+                report = f"**verdict: {verdict(summary['health'])}**\n\n" + "\n".join(
+                    f"- **{f['severity']}** {f['message']}"
+                    + (f"\n  try: `{f['advice']}`" if f.get("advice") else "")
+                    for f in summary["health"]
                 )
                 files.submit(self._write_text, "health", report, epoch)
             if summary["status"] != "interrupted":
