@@ -183,6 +183,8 @@ def _record_failure(run_dir: Path, error: BaseException, in_sweep: bool) -> None
 # ---------------------------------------------------------------------- main
 def main() -> None:
     argv = sys.argv[1:]
+    if os.getcwd() not in sys.path and "" not in sys.path:  # the `trainer` console script: the
+        sys.path.append(os.getcwd())  # user's modules import as with `python -m` (never shadowing)
     if "--help" in argv or "-h" in argv:
         try:
             print(help_text())
