@@ -345,3 +345,14 @@ def test_a_forward_that_fails_is_reported_with_the_users_line():
         f"{__file__}:" in text
         and ", in forward). Its first layer must take inputs shaped (2,)" in text
     )
+
+
+def test_a_resume_cannot_change_what_is_frozen():
+    from trainer.state import check_same_training
+
+    saved = {"optimizer": {"lr": 0.1}, "model": {"freeze": ["body"]}}
+    check_same_training(saved, {"optimizer": {"lr": 0.1}, "model": {"freeze": ["body"]}})
+    check_same_training({"optimizer": {"lr": 0.1}}, {"optimizer": {"lr": 0.1}, "model": {}})
+    with pytest.raises(UserError, match=r"changes them \(model.freeze: \['body'\] -> \[\]\)") as e:
+        check_same_training(saved, {"optimizer": {"lr": 0.1}, "model": {"freeze": []}})
+    assert e.value.key == "model.freeze"
