@@ -181,7 +181,7 @@ def prepare_model(cfg: DictConfig, model, loss, head, data) -> None:
         initialize(model, settings.init)
         if settings.weights is not None:
             report = load_weights(model, settings.weights, settings.weights_strict)
-            log.info("model.weights: %s from %s", report.text(), report.source)
+            log.info("model.weights=%s: %s", report.source, report.text())
     if settings.freeze:
         from .transfer import freeze
 

@@ -172,9 +172,9 @@ def test_fine_tuning_on_other_data_with_a_new_head_keeps_the_frozen_weights(user
     )
     assert not unsaid(
         tuned,
-        "model.weights: 2 of the file's 4 tensors loaded; shapes differ (file vs model): "
-        "head.weight ((1, 16) vs (3, 16)), head.bias ((1,) vs (3,)) from "
-        f"{user_dir / 'moons' / 'checkpoints' / 'best.pt'}",
+        f"model.weights={user_dir / 'moons' / 'checkpoints' / 'best.pt'}: 2 of the file's 4 "
+        "tensors loaded; shapes differ (file vs model): head.weight ((1, 16) vs (3, 16)), "
+        "head.bias ((1,) vs (3,))",
         "model.freeze: 2 parameter tensors frozen (body.0.weight, body.0.bias)",
     )
     assert _hashes(user_dir / "moons") == before  # the source run is only read
