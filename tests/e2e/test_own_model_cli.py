@@ -191,3 +191,11 @@ def test_fine_tuning_on_other_data_with_a_new_head_keeps_the_frozen_weights(user
         ("head/no_decay", 0.01, 1),
     ]
     assert len(last["optimizer"]["state"]) == 2  # no optimizer state for the frozen body
+
+    # Resumed (the user's class named again, see trust.py), the body stays frozen.
+    resume = [f"trainer.resume={user_dir / 'blobs'}", "trainer.max_epochs=3", *net[1:]]
+    run_cli(resume, user_dir, run_dir=user_dir / "blobs", check=True)
+    last = torch.load(user_dir / "blobs/checkpoints/last.pt", weights_only=True)
+    assert last["epoch"] == metrics_of(user_dir / "blobs")["epochs_run"] == 3
+    for name in ("body.0.weight", "body.0.bias"):
+        assert torch.equal(last["model"][name], source[name]), name
