@@ -199,3 +199,13 @@ def test_fine_tuning_on_other_data_with_a_new_head_keeps_the_frozen_weights(user
     assert last["epoch"] == metrics_of(user_dir / "blobs")["epochs_run"] == 3
     for name in ("body.0.weight", "body.0.bias"):
         assert torch.equal(last["model"][name], source[name]), name
+
+
+def test_init_applies_to_the_users_model(user_dir):
+    """A frozen layer keeps its initial weights: the checkpoint shows what model.init drew."""
+    args = [*FAST, "model=custom", "model._target_=mymodels.Net", "model.init=orthogonal"]
+    run_cli([*args, "model.freeze=[body]"], user_dir, check=True)
+    weights = torch.load(user_dir / "run/checkpoints/last.pt", weights_only=True)["model"]
+    w = weights["body.0.weight"]  # (16, 2): orthonormal columns
+    assert torch.allclose(w.T @ w, torch.eye(2), atol=1e-5)
+    assert torch.equal(weights["body.0.bias"], torch.zeros(16))
