@@ -31,9 +31,10 @@ def all_options():
 
 @pytest.mark.parametrize("group,option", all_options())
 def test_every_option_composes_and_validates(group, option):
-    extra = (
-        ["dataset.path=x.csv", "dataset.target=y"] if (group, option) == ("dataset", "csv") else []
-    )
+    extra = {
+        ("dataset", "csv"): ["dataset.path=x.csv", "dataset.target=y"],
+        ("model", "custom"): ["model._target_=trainer.models.Linear"],  # the user's class
+    }.get((group, option), [])
     cfg = compose_config(f"{group}={option}", *extra)
     validate(cfg)
 

@@ -2,7 +2,7 @@
 
     data      = DataModule(instantiate(cfg.dataset), **cfg.data)     # split 70/15/15, standardise
     loss      = instantiate(cfg.loss)(task)                          # picks the output layout
-    model     = instantiate(cfg.model, input_shape=..., num_outputs=...)
+    model     = instantiate(cfg.model, <the data's sizes it declares>)   # then init, weights, freeze
     callbacks = {name: instantiate(node)}, loggers = {tensorboard: instantiate(cfg.logger)}
     trainer   = instantiate(cfg.trainer, model=..., loss=..., optimizer=instantiate(cfg.optimizer), ...)
 
@@ -15,6 +15,7 @@ is built.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from .context import RunConfig
 from .errors import UserError
+
+log = logging.getLogger("trainer")
 
 
 def instantiate(node, key: str, **kwargs):
@@ -120,10 +123,80 @@ def build_model_and_loss(cfg: DictConfig, spec, class_counts, choices: dict[str,
         choices.get("loss", "custom"),
         choices.get("dataset", spec.name),
     )
-    model = instantiate(
-        cfg.model, "model", input_shape=tuple(spec.input_shape), num_outputs=head.num_outputs
-    )
+    model = build_model(cfg.model, spec, head.num_outputs)
     return model, loss, head
+
+
+def build_model(node: DictConfig, spec, num_outputs: int):
+    """The model, its constructor given the data's sizes it declares (models.size_arguments);
+    the `model:` keys that say what is done to it (settings.ModelSettings) are not arguments."""
+    from hydra.utils import get_object
+    from torch import nn
+
+    from .models import size_arguments
+    from .settings import MODEL_KEYS
+
+    arguments = OmegaConf.create(
+        {k: v for k, v in OmegaConf.to_container(node).items() if k not in MODEL_KEYS}
+    )
+    if arguments.get("_target_") is None:
+        raise UserError(
+            "model._target_ is not set: model=custom needs the import path of your nn.Module "
+            "class, e.g. model=custom model._target_=mymodels.Net (mymodels.py in the current "
+            "directory), its own arguments as +model.<arg>=<value>.",
+            key="model._target_",
+        )
+    try:
+        target = get_object(arguments._target_)
+    except Exception as error:
+        raise UserError(
+            f"model._target_='{arguments._target_}' cannot be imported "
+            f"({str(error).strip().splitlines()[-1]}). Run trainer from the directory that holds "
+            "your module, or install it.",
+            key="model._target_",
+        ) from None
+    sizes = size_arguments(target, spec.input_shape, spec.num_classes, num_outputs, arguments)
+    model = instantiate(arguments, "model", **sizes)
+    if not isinstance(model, nn.Module):
+        raise UserError(
+            f"model._target_={arguments._target_} built a {type(model).__name__}, not a "
+            "torch.nn.Module; name a class that derives from nn.Module.",
+            key="model._target_",
+        )
+    return model
+
+
+def prepare_model(cfg: DictConfig, model, loss, head, data) -> None:
+    """What `model:` asks for before training (settings.ModelSettings): initialise, load weights,
+    freeze; then one forward pass on a training batch checks the output fits the loss. A resumed
+    run takes its weights from its checkpoint: it only freezes the same parameters again."""
+    from .model_check import check_output
+    from .settings import ModelSettings
+
+    settings = ModelSettings.of(cfg.model)
+    if not cfg.trainer.get("resume"):
+        from .model_init import initialize
+        from .transfer import load_weights
+
+        initialize(model, settings.init)
+        if settings.weights is not None:
+            report = load_weights(model, settings.weights, settings.weights_strict)
+            log.info("model.weights=%s: %s", report.source, report.text())
+    if settings.freeze:
+        from .transfer import freeze
+
+        frozen = freeze(model, settings.freeze)
+        log.info("model.freeze: %d parameter tensors frozen (%s)", len(frozen), ", ".join(frozen))
+    x, y = _first_batch(data, int(cfg.trainer.batch_size))
+    check_output(model, loss, head, x, head.targets(y))
+
+
+def _first_batch(data, size: int):
+    """The first `size` training samples as (inputs, targets), as the data set stores them."""
+    import torch
+
+    x, y = data.arrays["train"]
+    return torch.as_tensor(x[:size]), y[:size]
 
 
 def build_callbacks(cfg: DictConfig) -> tuple[dict, dict]:
@@ -149,10 +222,13 @@ def build_scheduler(cfg: DictConfig) -> tuple[Any, str | None]:
 def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overrides: list[str]):
     """Everything for a training run, composed from the config: (trainer, data)."""
     from .devices import seed_everything
+    from .settings import ModelSettings
 
     seed_everything(cfg.trainer.seed)
+    ModelSettings.of(cfg.model)  # checked before any work
     data = build_data(cfg)
-    model, loss, _ = build_model_and_loss(cfg, data.spec, data.class_counts(), choices)
+    model, loss, head = build_model_and_loss(cfg, data.spec, data.class_counts(), choices)
+    prepare_model(cfg, model, loss, head, data)
     callbacks, loggers = build_callbacks(cfg)
     scheduler, interval = build_scheduler(cfg)
     trainer = instantiate(

@@ -115,6 +115,8 @@ def main() -> None:
         from .completion import install
 
         sys.exit(install(argv[argv.index("--install-completion") + 1 :]))
+    if os.getcwd() not in sys.path and "" not in sys.path:  # the `trainer` console script: the
+        sys.path.append(os.getcwd())  # user's modules import as with `python -m` (never shadowing)
     if "--help" in argv or "-h" in argv:
         from .help import help_text
 

@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .best import check_same_monitor, resolve_mode
 from .errors import UserError, did_you_mean
-from .settings import SECTIONS
+from .settings import MODEL_KEYS, SECTIONS, SIZE_ARGUMENTS
 
 SCHEMAS = SECTIONS  # each section the tool owns, checked against its settings class
 MODES = ("train", "test", "predict", "lr_find")
@@ -129,7 +129,11 @@ def check_target(node: DictConfig, key: str, supplied: tuple[str, ...] = ()) -> 
 
     target = node.get("_target_")
     if target is None:
-        raise UserError(f"{key} has no _target_: say which class or function it builds.", key=key)
+        example = " (model=custom model._target_=mymodels.Net)" if key == "model" else ""
+        raise UserError(
+            f"{key}._target_ is not set: say which class or function it builds{example}.",
+            key=f"{key}._target_",
+        )
     try:
         with _quiet("hydra.utils"):  # its own log lines would print before our one paragraph
             obj = get_object(target)
@@ -150,6 +154,8 @@ def check_target(node: DictConfig, key: str, supplied: tuple[str, ...] = ()) -> 
     ]
     for name in node:
         if str(name).startswith("_") or (name in ("interval", "monitor") and key == "scheduler"):
+            continue
+        if key == "model" and name in MODEL_KEYS:  # what is done to the model (ModelSettings)
             continue
         full = f"{key}.{name}"
         if name not in params and not open_kwargs:
@@ -177,7 +183,7 @@ def _check_targets(cfg: DictConfig) -> None:
         node = cfg.get(group)
         if node:  # an empty node is "none" (e.g. scheduler=none)
             supplied = (
-                ("input_shape", "num_outputs") if group == "model" else ("task", "class_counts")
+                (*SIZE_ARGUMENTS, *MODEL_KEYS) if group == "model" else ("task", "class_counts")
             )
             check_target(node, group, supplied)
     for section in ("callbacks",):

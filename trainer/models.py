@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from torch import nn
 
 from .errors import UserError, choices_text
+from .settings import SIZE_ARGUMENTS
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -130,6 +132,50 @@ class CNN(nn.Module):
 
     def forward(self, x):
         return self.head(self.features(x.reshape(-1, *self.input_shape)))
+
+
+def size_arguments(
+    target,
+    input_shape: Sequence[int],
+    num_classes: int | None,
+    num_outputs: int,
+    given: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """The keyword arguments `target` (a model class) declares among SIZE_ARGUMENTS and the
+    config does not set, with this data set's values: input_shape (one sample's shape),
+    in_features (its number of values), in_channels (its first dimension, for images and
+    sequences), num_classes (classification), num_outputs (what the loss needs per sample)."""
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return {}
+    shape = tuple(int(d) for d in input_shape)
+    values = {
+        "input_shape": shape,
+        "in_features": math.prod(shape),
+        "in_channels": shape[0] if len(shape) >= 2 else None,
+        "num_classes": num_classes,
+        "num_outputs": num_outputs,
+    }
+    kwargs = {}
+    for name in SIZE_ARGUMENTS:
+        if name not in params or name in (given or {}):
+            continue
+        if values[name] is not None:
+            kwargs[name] = values[name]
+        elif params[name].default is inspect.Parameter.empty:
+            why, use = (
+                (f"this data set's samples are flat ({shape[0]} features)", "in_features")
+                if name == "in_channels"
+                else ("this data set is a regression", "num_outputs")
+            )
+            raise UserError(
+                f"model._target_={getattr(target, '__qualname__', target)} requires {name}, but "
+                f"{why}: declare {use} instead (trainer passes {use}={values[use]}), give "
+                f"{name} a default, or set it: +model.{name}=<value>.",
+                key=f"model.{name}",
+            )
+    return kwargs
 
 
 def summarize(model: nn.Module) -> tuple[int, int, str]:

@@ -127,6 +127,76 @@ class ParamGroupSettings:
 
 
 @dataclass
+class ModelSettings:
+    """What is done to any model before training (keys of the `model:` section beside the
+    model's own arguments; never passed to its constructor)."""
+
+    init: str = "default"  # weight initialisation: INIT_SCHEMES
+    weights: str | None = None  # run dir, checkpoint or state_dict file to start from
+    weights_strict: bool = True  # every tensor of the file and of the model must match
+    freeze: list[str] = field(default_factory=list)  # parameter name prefixes kept unchanged
+
+    @classmethod
+    def of(cls, node: Any) -> ModelSettings:
+        """The settings in a `model:` config node (its other keys are the model's arguments),
+        each checked; a missing key keeps its default (configs saved before these keys)."""
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(node):
+            node = OmegaConf.to_container(node, resolve=True)
+        given = {key: node[key] for key in MODEL_KEYS if node is not None and key in node}
+        freeze = given.get("freeze")
+        if isinstance(freeze, str):
+            given["freeze"] = [freeze]
+        elif freeze is None:
+            given.pop("freeze", None)
+        settings = cls(**given)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Every value of a valid type and choice, or a UserError naming the key."""
+        if self.init not in INIT_SCHEMES:
+            raise UserError(
+                f"model.init='{self.init}' is not a known initialisation; valid: "
+                f"{', '.join(INIT_SCHEMES)}.{did_you_mean(str(self.init), INIT_SCHEMES)}",
+                key="model.init",
+            )
+        if self.weights is not None and (not isinstance(self.weights, str) or not self.weights):
+            raise UserError(
+                f"model.weights={self.weights!r} must be a path: a run directory, a checkpoint "
+                "or a state_dict file (or null).",
+                key="model.weights",
+            )
+        if not isinstance(self.weights_strict, bool):
+            raise UserError(
+                f"model.weights_strict={self.weights_strict!r} must be true or false.",
+                key="model.weights_strict",
+            )
+        freeze = list(self.freeze) if isinstance(self.freeze, (list, tuple)) else None
+        if freeze is None or not all(isinstance(p, str) and p for p in freeze):
+            raise UserError(
+                f"model.freeze={self.freeze!r} must be a list of parameter name prefixes, "
+                "e.g. model.freeze=[features] or 'model.freeze=[layers.0,layers.2]'.",
+                key="model.freeze",
+            )
+        self.freeze = freeze
+
+
+INIT_SCHEMES = (
+    "default",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "orthogonal",
+)
+MODEL_KEYS = tuple(f.name for f in fields(ModelSettings))
+# The data's sizes a model's constructor gets, for each of these parameters it declares.
+SIZE_ARGUMENTS = ("input_shape", "in_features", "in_channels", "num_classes", "num_outputs")
+
+
+@dataclass
 class PredictSettings:
     input: str | None = None
     output: str | None = None

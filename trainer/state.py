@@ -159,6 +159,8 @@ def check_same_training(saved: dict[str, Any], current: dict[str, Any]) -> None:
         for key, value in current[section].items()
         if saved[section].get(key) != value
     ]
+    freeze = [(config.get("model") or {}).get("freeze") or [] for config in (saved, current)]
+    changed += [f"model.freeze: {freeze[0]} -> {freeze[1]}"] if freeze[0] != freeze[1] else []
     if changed:
         raise UserError(
             f"trainer.resume continues a run with the optimizer and schedule it trained with, "
