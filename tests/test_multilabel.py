@@ -47,7 +47,9 @@ def test_a_target_column_that_is_not_0_1_is_named_with_its_values(tmp_path):
     with pytest.raises(UserError) as error:
         load_csv(str(_table(tmp_path, rows)), target=["a", "b"])
     assert error.value.key == "dataset.target"
-    assert "column 'b' holds '2' (10 rows, first at line 4), 'x' (line 9)" in str(error.value)
+    assert "column 'b' holds 11 other values: '2' (10 rows, first at line 4), 'x' (line 9)" in str(
+        error.value
+    )
     assert "'a'" not in str(error.value).split("but in")[1]  # yes is a 1
 
 

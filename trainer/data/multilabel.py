@@ -92,7 +92,9 @@ def multilabel_targets(
                 f"{at[0]})"
                 for v, at in list(bad.items())[:5]
             )
-            problems.append(f"column {quoted(name, 60)} holds {found}")
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            cells = sum(len(at) for at in bad.values())
+            problems.append(f"column {quoted(name, 60)} holds {cells} other values: {found}{more}")
             continue
         column = np.array(values, dtype=np.int64)
         positives = int(column.sum())
