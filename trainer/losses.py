@@ -116,15 +116,17 @@ def _pos_weight(spec, task: str, class_counts: np.ndarray | None) -> torch.Tenso
     if spec == "balanced":
         neg, pos = np.maximum(np.asarray(class_counts, dtype=np.float64), 1)
         return torch.as_tensor(np.atleast_1d(neg / pos), dtype=torch.float32)
-    labels = None if class_counts is None else np.asarray(class_counts).reshape(2, -1).shape[1]
+    labels = None
+    if task == MULTILABEL and class_counts is not None:
+        labels = np.asarray(class_counts).reshape(2, -1).shape[1]
     values = list(spec) if isinstance(spec, (list, tuple)) else [spec]
-    if isinstance(spec, (list, tuple)) and (task != MULTILABEL or len(values) != labels):
+    wrong_length = labels is not None and len(values) != labels
+    if isinstance(spec, (list, tuple)) and (task != MULTILABEL or wrong_length):
         what = f"{labels} labels" if task == MULTILABEL else "a binary task"
+        choices = f"one number (every label), one per label ({labels})" if labels else "one number"
         raise UserError(
-            f"loss.pos_weight={values} has {len(values)} weights for {what}: give one number "
-            "(every label), "
-            + (f"one per label ({labels}), " if task == MULTILABEL else "")
-            + "or balanced.",
+            f"loss.pos_weight={values} has {len(values)} weights for {what}: give {choices}, "
+            "or balanced.",
             key="loss.pos_weight",
         )
     if any(isinstance(v, str) or not float(v) > 0 for v in values):
