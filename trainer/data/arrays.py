@@ -48,10 +48,8 @@ class ArrayData:
             if self.targets.ndim != 2 or not np.isin(self.targets, (0, 1)).all():
                 raise ValueError("multi-label targets must be 0/1, shape (n_samples, n_labels)")
             if self.class_names is None:
-                self.class_names = list(self.target_names or [])
-                self.class_names = self.class_names or [
-                    f"y{i}" for i in range(self.targets.shape[1])
-                ]
+                k = self.targets.shape[1]
+                self.class_names = list(self.target_names or [f"y{i}" for i in range(k)])
             self.target_names = self.target_names or list(self.class_names)
         else:
             self.targets = np.asarray(self.targets).astype(np.int64)
