@@ -129,3 +129,11 @@ def test_focal_loss_on_labels_is_sigmoid_per_label():
     assert loss.kind == "labels"
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
     assert loss(logits, target).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("weights", ["balanced", [1.0, 2.0, 3.0]])
+def test_class_weights_on_labels_point_to_pos_weight(weights):
+    counts = np.array([[5, 6, 7], [5, 4, 3]])
+    with pytest.raises(UserError, match="use loss=bce_logits with loss.pos_weight=balanced") as e:
+        CrossEntropy(class_weights=weights, class_counts=counts)
+    assert e.value.key == "loss.class_weights"

@@ -27,6 +27,12 @@ def _class_weights(
 ) -> torch.Tensor | None:
     if spec is None:
         return None
+    if class_counts is not None and np.ndim(class_counts) == 2:  # (negatives, positives) per label
+        raise UserError(
+            f"{key} weighs the classes of a binary or multi-class task; this is a multi-label "
+            "task: use loss=bce_logits with loss.pos_weight=balanced (or one weight per label).",
+            key=key,
+        )
     if spec == "balanced":
         counts = np.maximum(np.asarray(class_counts, dtype=np.float64), 1)
         return torch.tensor(counts.sum() / (len(counts) * counts), dtype=torch.float32)
