@@ -53,3 +53,110 @@ def test_binary_logit_accuracy_and_metric_directions():
     assert resolve_mode("accuracy/val") == "max" and resolve_mode("r2/val") == "max"
     assert resolve_mode("loss/val") == "min" and resolve_mode("mae/val") == "min"
     assert resolve_mode("accuracy/val", "min") == "min"  # what the user set wins
+
+
+# ---------------------------------------------------------------------- precision, recall, F1
+def _feed(head, logits, targets, batches=((0, 7), (7, 20), (20, None))):
+    acc = MetricAccumulator(head, torch.device("cpu"))
+    for lo, hi in batches:  # unequal batches
+        acc.update(torch.tensor(0.25), logits[lo:hi], targets[lo:hi])
+    return acc.compute()
+
+
+def test_macro_f1_of_a_hand_made_confusion_matrix_equals_sklearn():
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    # rows: true class, columns: predicted class; class 3 never occurs nor is predicted
+    confusion = np.array([[5, 2, 1, 0], [0, 7, 3, 0], [2, 0, 4, 0], [0, 0, 0, 0]])
+    pairs = [(t, p) for t in range(4) for p in range(4) for _ in range(confusion[t, p])]
+    y_true, y_pred = (np.array(v) for v in zip(*pairs))
+    logits = torch.nn.functional.one_hot(torch.from_numpy(y_pred), 4).double()
+    result = _feed(Head("multiclass", "logits", 4), logits, torch.from_numpy(y_true))
+    # by hand: precision 5/7, 7/9, 4/8; recall 5/8, 7/10, 4/6; F1 2tp/(pred + true)
+    f1 = [10 / 15, 14 / 19, 8 / 14]
+    assert result["f1_macro"] == pytest.approx(sum(f1) / 3, abs=1e-15)
+    assert result["f1_macro"] == pytest.approx(f1_score(y_true, y_pred, average="macro"), abs=1e-15)
+    assert result["precision_macro"] == pytest.approx(
+        precision_score(y_true, y_pred, average="macro"), abs=1e-15
+    )
+    assert result["recall_macro"] == pytest.approx(
+        recall_score(y_true, y_pred, average="macro"), abs=1e-15
+    )
+    assert result["accuracy"] == 16 / 24
+    assert list(result) == ["loss", "accuracy", "precision_macro", "recall_macro", "f1_macro"]
+
+
+def test_binary_macro_metrics_average_both_classes_as_sklearn():
+    from sklearn.metrics import f1_score, recall_score
+
+    y_true = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    y_pred = np.array([1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    logit = torch.from_numpy(np.where(y_pred == 1, 2.0, -2.0)).reshape(-1, 1)
+    target = torch.from_numpy(y_true).double().reshape(-1, 1)
+    result = _feed(Head("binary", "logit", 1), logit, target)
+    assert result["f1_macro"] == pytest.approx(f1_score(y_true, y_pred, average="macro"), abs=1e-15)
+    assert result["recall_macro"] == pytest.approx((2 / 4 + 15 / 16) / 2, abs=1e-15)
+    assert result["recall_macro"] == pytest.approx(
+        recall_score(y_true, y_pred, average="macro"), abs=1e-15
+    )
+
+
+def test_multilabel_metrics_equal_sklearn_per_label_and_overall():
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        hamming_loss,
+        precision_score,
+        recall_score,
+    )
+
+    rng = np.random.RandomState(3)
+    y_true = (rng.uniform(size=(20, 4)) < 0.4).astype(np.int64)
+    y_pred = np.where(rng.uniform(size=(20, 4)) < 0.25, 1 - y_true, y_true)
+    y_true[:, 3], y_pred[:, 3] = 0, 0  # a label never set nor predicted: F1 0, as sklearn says
+    logits = torch.from_numpy(np.where(y_pred == 1, 1.5, -1.5))
+    head = Head("multilabel", "labels", 4, ("a", "b", "c", "d"))
+    result = _feed(head, logits, torch.from_numpy(y_true).double())
+    per_label_f1 = f1_score(y_true, y_pred, average=None, zero_division=0)
+    expected = {
+        "loss": 0.25,
+        "accuracy": 1 - hamming_loss(y_true, y_pred),
+        "exact_match": accuracy_score(y_true, y_pred),
+        "precision_macro": precision_score(y_true, y_pred, average="macro", zero_division=0),
+        "recall_macro": recall_score(y_true, y_pred, average="macro", zero_division=0),
+        "f1_macro": f1_score(y_true, y_pred, average="macro", zero_division=0),
+    }
+    for j, name in enumerate("abcd"):
+        expected[f"accuracy/{name}"] = float(np.mean(y_true[:, j] == y_pred[:, j]))
+        expected[f"f1/{name}"] = per_label_f1[j]
+    assert list(result) == list(expected)
+    for key, value in expected.items():
+        assert result[key] == pytest.approx(value, abs=1e-15), key
+    assert result["f1/d"] == 0.0 and result["accuracy/d"] == 1.0
+
+
+def test_multilabel_counts_are_exact_after_a_checkpoint_round_trip():
+    head = Head("multilabel", "labels", 2, ("x", "y"))
+    logits = torch.tensor([[1.0, -1.0], [1.0, 1.0], [-1.0, -1.0]])
+    target = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    acc = MetricAccumulator(head, torch.device("cpu"))
+    acc.update(torch.tensor(0.5), logits, target)
+    # [loss sum, n, exact, tp x, tp y, predicted x, predicted y, actual x, actual y]
+    assert acc.state_dict()["sums"].tolist() == [1.5, 3, 2, 1, 1, 2, 1, 1, 1]
+    again = MetricAccumulator(head, torch.device("cpu"))
+    again.load_state_dict(acc.state_dict())
+    assert again.compute() == acc.compute()
+
+
+def test_monitors_of_the_new_metrics_and_their_directions():
+    from trainer.errors import UserError
+    from trainer.metrics import check_monitor
+
+    check_monitor("f1_macro/val", "multiclass")
+    check_monitor("exact_match/val", "multilabel", ("a", "b"))
+    check_monitor("f1/b/val", "multilabel", ("a", "b"))
+    with pytest.raises(UserError, match=r"trainer.monitor='exact_match/val' .* f1_macro/val"):
+        check_monitor("exact_match/val", "binary")
+    for monitor in ("f1_macro/val", "precision_macro/val", "recall_macro/train", "f1/b/val"):
+        assert resolve_mode(monitor) == "max", monitor
+    assert resolve_mode("exact_match/val") == "max" and resolve_mode("accuracy/b/val") == "max"

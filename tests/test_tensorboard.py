@@ -98,7 +98,8 @@ def test_hparams_in_the_runs_own_file_with_final_metrics(tmp_path):
         "trainer.batch_size": False,
     }  # swept: listed first
     metric_tags = {m.name.tag for m in experiment.metric_infos}
-    assert metric_tags == {"best/loss/val", "best/epoch", "loss/test", "accuracy/test"}
+    tested = ("loss", "accuracy", "precision_macro", "recall_macro", "f1_macro")
+    assert metric_tags == {"best/loss/val", "best/epoch", *(f"{m}/test" for m in tested)}
     assert "hp_metric" not in events.Tags()["scalars"]
     files = list(tmp_path.rglob("events.out.tfevents*"))
     assert {f.parent for f in files} == {

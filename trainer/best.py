@@ -6,11 +6,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
-LARGER_IS_BETTER = ("accuracy", "r2")
+LARGER_IS_BETTER = (
+    "accuracy",
+    "r2",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "exact_match",
+    "f1",
+)
 
 
 def resolve_mode(monitor: str, mode: str = "auto") -> str:
-    """'min' or 'max' for a metric; `auto` is max for accuracy and r2, min otherwise."""
+    """'min' or 'max' for a metric; `auto` is max for accuracy, r2, precision, recall, F1
+    and exact match, min otherwise."""
     if mode != "auto":
         return mode
     return "max" if str(monitor).split("/")[0] in LARGER_IS_BETTER else "min"

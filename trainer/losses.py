@@ -1,7 +1,8 @@
 """Losses, and which model output layout (`Head`) each one needs for a task.
 
 `loss=auto` picks from the task: cross entropy for multi-class, BCE-with-logits (one
-output) for binary, MSE for regression. Every loss here takes raw model outputs (logits).
+output) for binary, BCE-with-logits with one output per label for multi-label, MSE for
+regression. Every loss here takes raw model outputs (logits).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .errors import UserError
 from .tasks import Head
 
 CLASSIFICATION = ("binary", "multiclass")
+MULTILABEL = "multilabel"
 
 
 def _class_weights(
@@ -25,6 +27,12 @@ def _class_weights(
 ) -> torch.Tensor | None:
     if spec is None:
         return None
+    if class_counts is not None and np.ndim(class_counts) == 2:  # (negatives, positives) per label
+        raise UserError(
+            f"{key} weighs the classes of a binary or multi-class task; this is a multi-label "
+            "task: use loss=bce_logits with loss.pos_weight=balanced (or one weight per label).",
+            key=key,
+        )
     if spec == "balanced":
         counts = np.maximum(np.asarray(class_counts, dtype=np.float64), 1)
         return torch.tensor(counts.sum() / (len(counts) * counts), dtype=torch.float32)
@@ -86,38 +94,64 @@ class NLL(nn.Module):
 
 
 class BCEWithLogits(nn.Module):
-    """Binary cross entropy on one logit per sample; `pos_weight` up-weights the positive class."""
+    """Binary cross entropy on one logit per sample (binary) or per label (multi-label);
+    `pos_weight` up-weights the positive class (multi-label: one number for every label, or
+    one per label)."""
 
-    tasks = ("binary",)
-    kind = "logit"
+    tasks = ("binary", MULTILABEL)
 
     def __init__(
-        self, pos_weight: float | str | None = None, class_counts: np.ndarray | None = None
+        self,
+        pos_weight: float | str | list | None = None,
+        task: str = "binary",
+        class_counts: np.ndarray | None = None,
     ) -> None:
         super().__init__()
-        if pos_weight == "balanced":
-            neg, pos = np.maximum(np.asarray(class_counts, dtype=np.float64), 1)
-            pos_weight = neg / pos
-        if pos_weight is not None and float(pos_weight) <= 0:
-            raise UserError(
-                f"loss.pos_weight must be positive, got {pos_weight}.", key="loss.pos_weight"
-            )
-        self.register_buffer(
-            "pos_weight", None if pos_weight is None else torch.tensor([float(pos_weight)])
-        )
+        self.kind = "labels" if task == MULTILABEL else "logit"
+        self.register_buffer("pos_weight", _pos_weight(pos_weight, task, class_counts))
 
     def forward(self, logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logit, target, pos_weight=self.pos_weight)
+
+
+def _pos_weight(spec, task: str, class_counts: np.ndarray | None) -> torch.Tensor | None:
+    """pos_weight as a tensor: a number, one per label (multi-label), or "balanced": negatives /
+    positives in the train split (per label for multi-label)."""
+    if spec is None:
+        return None
+    if spec == "balanced":
+        neg, pos = np.maximum(np.asarray(class_counts, dtype=np.float64), 1)
+        return torch.as_tensor(np.atleast_1d(neg / pos), dtype=torch.float32)
+    labels = None
+    if task == MULTILABEL and class_counts is not None:
+        labels = np.asarray(class_counts).reshape(2, -1).shape[1]
+    values = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    wrong_length = labels is not None and len(values) != labels
+    if isinstance(spec, (list, tuple)) and (task != MULTILABEL or wrong_length):
+        what = f"{labels} labels" if task == MULTILABEL else "a binary task"
+        choices = f"one number (every label), one per label ({labels})" if labels else "one number"
+        raise UserError(
+            f"loss.pos_weight={values} has {len(values)} weights for {what}: give {choices}, "
+            "or balanced.",
+            key="loss.pos_weight",
+        )
+    if any(isinstance(v, str) or not float(v) > 0 for v in values):
+        raise UserError(
+            f"loss.pos_weight must be positive numbers or balanced, got {spec}.",
+            key="loss.pos_weight",
+        )
+    return torch.tensor([float(v) for v in values])
 
 
 class Focal(nn.Module):
     """Focal loss (Lin et al. 2017): cross entropy down-weighting easy examples by (1 - p_t)^gamma.
 
     Binary tasks use one logit (sigmoid) and `alpha`, the positive class's weight in (0, 1);
+    multi-label tasks one logit per label (sigmoid each) and the same `alpha` for every label;
     multi-class tasks one logit per class (softmax) and `alpha`, one weight per class.
     """
 
-    tasks = CLASSIFICATION
+    tasks = (*CLASSIFICATION, MULTILABEL)
 
     def __init__(
         self,
@@ -130,7 +164,7 @@ class Focal(nn.Module):
         if gamma < 0:
             raise UserError(f"loss.gamma must be >= 0, got {gamma}.", key="loss.gamma")
         self.gamma = gamma
-        self.kind = "logit" if task == "binary" else "logits"
+        self.kind = {"binary": "logit", MULTILABEL: "labels"}.get(task, "logits")
         alpha = None if alpha is None else _focal_alpha(alpha, task, class_counts)
         if isinstance(alpha, torch.Tensor):  # per class: a buffer, moved with the loss
             self.register_buffer("alpha", alpha)
@@ -138,7 +172,7 @@ class Focal(nn.Module):
             self.alpha = alpha
 
     def forward(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.kind == "logit":
+        if self.kind != "logits":  # sigmoid per sample or per label
             ce = F.binary_cross_entropy_with_logits(outputs, target, reduction="none")
             p_t = torch.exp(-ce)
             weight = (
@@ -152,11 +186,12 @@ class Focal(nn.Module):
 
 
 def _focal_alpha(alpha, task: str, class_counts: np.ndarray | None):
-    """Binary: a float in (0, 1). Multi-class: one positive weight per class, as a tensor."""
-    if task == "binary":
+    """Binary, multi-label: a float in (0, 1). Multi-class: one positive weight per class, as a
+    tensor."""
+    if task in ("binary", MULTILABEL):
         if isinstance(alpha, (list, tuple)) or not 0 < alpha < 1:
             raise UserError(
-                f"loss.alpha={alpha}: on a binary task it is the positive class's weight, a "
+                f"loss.alpha={alpha}: on a {task} task it is the positive class's weight, a "
                 "number in (0, 1), e.g. loss.alpha=0.25 (or null).",
                 key="loss.alpha",
             )
@@ -179,7 +214,9 @@ def auto(task: str) -> nn.Module:
     """The conventional loss for the task."""
     if task == "regression":
         return nn.MSELoss()
-    return BCEWithLogits() if task == "binary" else CrossEntropy()
+    if task in ("binary", MULTILABEL):
+        return BCEWithLogits(task=task)
+    return CrossEntropy()
 
 
 # torch.nn losses used directly by the configs, and what they fit.
@@ -188,11 +225,17 @@ _TORCH_LOSSES = {
     nn.L1Loss: ("regression",),
     nn.SmoothL1Loss: ("regression",),
     nn.HuberLoss: ("regression",),
-    nn.BCEWithLogitsLoss: ("binary",),
+    nn.BCEWithLogitsLoss: ("binary", MULTILABEL),
+    nn.MultiLabelSoftMarginLoss: (MULTILABEL,),
     nn.CrossEntropyLoss: CLASSIFICATION,
     nn.NLLLoss: CLASSIFICATION,
 }
-_TORCH_KIND = {nn.BCEWithLogitsLoss: "logit", nn.CrossEntropyLoss: "logits", nn.NLLLoss: "logits"}
+_TORCH_KIND = {
+    nn.BCEWithLogitsLoss: "logit",
+    nn.MultiLabelSoftMarginLoss: "labels",
+    nn.CrossEntropyLoss: "logits",
+    nn.NLLLoss: "logits",
+}
 _FUNCTIONAL_TWINS = {
     F.mse_loss: nn.MSELoss,
     F.l1_loss: nn.L1Loss,
@@ -211,16 +254,20 @@ def head_for(
     num_targets: int,
     loss_name: str,
     dataset_name: str,
+    labels: list[str] | None = None,
 ) -> Head:
-    """The output layout `loss` needs on `task`; a clear error when it does not fit the task."""
+    """The output layout `loss` needs on `task`; a clear error when it does not fit the task.
+    `labels`: a multi-label task's label names (the model has one output per label)."""
     tasks = getattr(loss, "tasks", None) or _TORCH_LOSSES.get(type(loss))
     if tasks is not None and task not in tasks:
         suggestion = {
             "regression": "mse, l1, smooth_l1, huber",
             "binary": "bce_logits, cross_entropy, nll, focal",
             "multiclass": "cross_entropy, nll, focal",
+            MULTILABEL: "bce_logits, focal",
         }[task]
-        detail = f" with {num_classes} classes" if num_classes else ""
+        unit = "labels" if task == MULTILABEL else "classes"
+        detail = f" with {num_classes} {unit}" if num_classes else ""
         raise UserError(
             f"loss={loss_name} does not fit dataset={dataset_name}, a {task} task{detail}: "
             f"{loss_name} is for {' or '.join(tasks)} tasks. Valid losses here: auto, {suggestion}.",
@@ -229,6 +276,8 @@ def head_for(
     if task == "regression":
         return Head(task, "values", num_targets)
     kind = getattr(loss, "kind", None) or _TORCH_KIND.get(type(loss), "logits")
+    if task == MULTILABEL:  # one logit per label, whatever the loss's binary layout
+        return Head(task, "labels", num_targets, tuple(labels or ()))
     return Head(task, kind, 1 if kind == "logit" else num_classes)
 
 

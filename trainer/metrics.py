@@ -1,11 +1,22 @@
 """Epoch metrics accumulated on the device: no host synchronisation until `compute()`.
 
-Classification: loss and accuracy. Regression: loss (standardised units), and MAE, RMSE
-and R^2 in the target's own units. Every metric is sample-weighted over the whole epoch.
+Classification: loss, accuracy, and macro precision, recall and F1 (the mean over the classes
+that occur in the targets or the predictions, as scikit-learn's `average="macro"`).
+Multi-label: loss; `accuracy`, the mean of the per-label accuracies; `exact_match`, the share
+of samples with every label right (scikit-learn's subset accuracy); macro precision, recall
+and F1 over every label; and each label's own `accuracy/<label>` and `f1/<label>`.
+Regression: loss (standardised units), and MAE, RMSE and R^2 in the target's own units.
+Every metric is sample-weighted over the whole epoch; a zero denominator counts as 0, as in
+scikit-learn.
+
+Classification and multi-label keep the same sums: the loss, the sample count, the samples
+right (all labels right), then per class or label the true positives, the predicted positives
+and the actual positives, from which every metric above follows.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -13,16 +24,30 @@ import torch
 from .errors import UserError, choices_text
 from .tasks import Head
 
+log = logging.getLogger("trainer")
+
 FLUSH_EVERY = 32  # batches buffered before their sums are folded in (bounds memory)
 
 
-def metric_names(task: str) -> list[str]:
-    return ["loss", "accuracy"] if task != "regression" else ["loss", "mae", "rmse", "r2"]
+CLASSIFICATION = ["loss", "accuracy", "precision_macro", "recall_macro", "f1_macro"]
+MULTILABEL = ["loss", "accuracy", "exact_match", "precision_macro", "recall_macro", "f1_macro"]
+PER_LABEL = ("accuracy", "f1")  # multi-label: `accuracy/<label>`, `f1/<label>`
 
 
-def check_monitor(monitor: str, task: str) -> None:
+def metric_names(task: str, labels: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The metrics of a task (multi-label: with each label's own, given the label names)."""
+    if task == "regression":
+        return ["loss", "mae", "rmse", "r2"]
+    if task == "multilabel":
+        return MULTILABEL + [f"{m}/{label}" for label in labels for m in PER_LABEL]
+    return list(CLASSIFICATION)
+
+
+def check_monitor(monitor: str, task: str, labels: list[str] | tuple[str, ...] = ()) -> None:
     """trainer.monitor must be one of this task's metrics on the train or val split."""
-    available = [f"{name}/{split}" for name in metric_names(task) for split in ("train", "val")]
+    available = [
+        f"{name}/{split}" for name in metric_names(task, labels) for split in ("train", "val")
+    ]
     if monitor not in available:
         raise UserError(
             f"trainer.monitor='{monitor}' is not a metric of this run; valid: "
@@ -40,7 +65,11 @@ class MetricAccumulator:
         self.head = head
         self.device = device
         dtype = torch.float32 if device.type == "mps" else torch.float64
-        width = 3 if head.task != "regression" else 2 + 4 * head.num_outputs
+        if head.task == "regression":
+            width = 2 + 4 * head.num_outputs
+        else:  # classes (two for one logit) or labels
+            self.classes = 2 if head.kind == "logit" else head.num_outputs
+            width = 3 + 3 * self.classes
         self.sums = torch.zeros(width, dtype=dtype, device=device)
         self.target_std = None if target_std is None else target_std.to(device, dtype).reshape(-1)
         self._buffer: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -67,8 +96,8 @@ class MetricAccumulator:
         outputs, targets = torch.cat(outputs), torch.cat(targets)
         count = torch.tensor(float(sum(sizes)), dtype=self.sums.dtype, device=self.device)
         if self.head.task != "regression":
-            correct = (self.head.predict(outputs) == self.head.class_indices(targets)).sum()
-            self.sums += torch.stack([loss_sum, count, correct.to(self.sums.dtype)])
+            counts = self._confusion(self.head.predict(outputs), self.head.class_indices(targets))
+            self.sums += torch.cat([torch.stack([loss_sum, count]), counts.to(self.sums.dtype)])
             return
         outputs, targets = outputs.to(self.sums.dtype), targets.to(self.sums.dtype)
         scale = self.target_std if self.target_std is not None else 1.0
@@ -84,6 +113,20 @@ class MetricAccumulator:
         ]
         self.sums += torch.cat(update)
 
+    def _confusion(self, predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+        """[samples right, true positives (k), predicted positives (k), actual positives (k)]:
+        element-wise comparisons and sums, exact and deterministic on every device."""
+        if self.head.kind == "labels":  # (n, k) of 0/1
+            right = (predicted == actual).all(dim=1).sum()
+            hit = predicted * actual
+            return torch.cat([right[None], hit.sum(0), predicted.sum(0), actual.sum(0)])
+        classes = torch.arange(self.classes, device=predicted.device)
+        is_predicted = predicted[:, None] == classes
+        is_actual = actual[:, None] == classes
+        right = (predicted == actual).sum()
+        hit = (is_predicted & is_actual).sum(0)
+        return torch.cat([right[None], hit, is_predicted.sum(0), is_actual.sum(0)])
+
     def loss_sum(self) -> torch.Tensor:
         """The running (sample-weighted) loss sum, on the device: NaN/inf once any batch was."""
         self._flush()
@@ -94,7 +137,16 @@ class MetricAccumulator:
         return {"sums": self.sums.detach().cpu().clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.sums.copy_(state["sums"].to(self.sums.device, self.sums.dtype))
+        sums = state["sums"].to(self.sums.device, self.sums.dtype)
+        if len(sums) != len(self.sums):  # a checkpoint from before precision/recall/F1
+            log.warning(
+                "the checkpoint's epoch in progress has no per-class counts: this epoch's "
+                "precision, recall and F1 cover only the batches after the resume."
+            )
+            self.sums.zero_()
+            self.sums[:3] = sums[:3]
+            return
+        self.sums.copy_(sums)
 
     def compute(
         self, all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
@@ -106,12 +158,14 @@ class MetricAccumulator:
             sums = all_reduce(sums)
         values = sums.tolist()  # the one host synchronisation of the epoch
         n = values[1]
+        labels = self.head.labels
         if n == 0:
-            return {name: float("nan") for name in metric_names(self.head.task)}
+            return {name: float("nan") for name in metric_names(self.head.task, labels)}
         metrics = {"loss": values[0] / n}
         if self.head.task != "regression":
-            metrics["accuracy"] = values[2] / n
-            return metrics
+            return metrics | classification_metrics(
+                values[2:], n, self.head.task == "multilabel", labels
+            )
         k = self.head.num_outputs
         abs_sum, sq_sum, y_sum, y2_sum = (values[2 + i * k : 2 + (i + 1) * k] for i in range(4))
         metrics["mae"] = sum(abs_sum) / (n * k)
@@ -122,3 +176,38 @@ class MetricAccumulator:
             r2.append(1 - sse / sst if sst > 0 else float("nan"))
         metrics["r2"] = sum(r2) / k
         return metrics
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else 0.0  # scikit-learn's zero_division default
+
+
+def classification_metrics(
+    counts: list[float], n: float, multilabel: bool, labels: list[str] | tuple[str, ...] = ()
+) -> dict[str, float]:
+    """Accuracy, macro precision / recall / F1 (and multi-label's per-label metrics) from
+    [samples right, true positives (k), predicted positives (k), actual positives (k)]."""
+    right, rest = counts[0], counts[1:]
+    k = len(rest) // 3
+    hit, predicted, actual = rest[:k], rest[k : 2 * k], rest[2 * k :]
+    precision = [_ratio(t, p) for t, p in zip(hit, predicted)]
+    recall = [_ratio(t, a) for t, a in zip(hit, actual)]
+    f1 = [_ratio(2 * t, p + a) for t, p, a in zip(hit, predicted, actual)]
+    if multilabel:  # every label counts
+        used = list(range(k))
+        per_label_accuracy = [
+            (n - (p - t) - (a - t)) / n for t, p, a in zip(hit, predicted, actual)
+        ]
+        metrics = {"accuracy": sum(per_label_accuracy) / k, "exact_match": right / n}
+    else:  # the classes present in the targets or the predictions, as scikit-learn
+        used = [c for c in range(k) if predicted[c] + actual[c] > 0]
+        metrics = {"accuracy": right / n}
+    metrics["precision_macro"] = sum(precision[c] for c in used) / len(used)
+    metrics["recall_macro"] = sum(recall[c] for c in used) / len(used)
+    metrics["f1_macro"] = sum(f1[c] for c in used) / len(used)
+    if multilabel:
+        names = list(labels) if len(labels) == k else [str(i) for i in range(k)]
+        for name, acc, f in zip(names, per_label_accuracy, f1):
+            metrics[f"accuracy/{name}"] = acc
+            metrics[f"f1/{name}"] = f
+    return metrics

@@ -165,6 +165,16 @@ def predict_csv(cfg: DictConfig, run_dir: Path, settings, overrides: list[str]) 
     if spec.task == "regression":
         predictions = preprocessing.targets_to_original(outputs.cpu().numpy())
         added_header, added = _regression_columns(predictions, spec.target_names or ["y"])
+    elif spec.task == "multilabel":  # 0/1 and the probability, per label
+        probabilities = head.probabilities(outputs).cpu().numpy()
+        predictions = head.predict(outputs).cpu().numpy()
+        added_header = [
+            f"{kind}_{name}" for kind in ("prediction", "probability") for name in spec.class_names
+        ]
+        added = [
+            [str(v) for v in bits] + [f"{v:.6f}" for v in p]
+            for bits, p in zip(predictions, probabilities)
+        ]
     else:
         probabilities = head.probabilities(outputs).cpu().numpy()
         predictions = probabilities.argmax(1)
@@ -194,7 +204,13 @@ def predict_csv(cfg: DictConfig, run_dir: Path, settings, overrides: list[str]) 
             f"(predict.unknown_category=missing): {_unknown_text(unknown)}."
         )
     target = (spec.target_names or ["target"])[0]  # the column that may hold the answers
-    if target in table.header:  # the file has the answers: say how good the predictions are
+    if spec.task == "multilabel" and set(spec.target_names) <= set(table.header):
+        score = _label_score(table, predictions, spec.class_names)  # the file has the answers
+        if score:
+            result["score"] = score
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in score.items() if "/" not in k)
+            result_rows.append(("vs. the labels", shown))
+    elif target in table.header:  # the file has the answers: say how good the predictions are
         score = _score(table.column(target), predictions, spec)
         if score:
             result["score"] = score
@@ -231,6 +247,20 @@ def _unknown_text(unknown: dict[str, dict[str, int]]) -> str:
         f"{quoted(column, 60)}: " + ", ".join(f"{quoted(v)} x{n}" for v, n in values.items())
         for column, values in unknown.items()
     )
+
+
+def _label_score(table, predictions: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """Multi-label metrics over the rows whose every label is given as 0/1."""
+    from .data.multilabel import as_bit, label_counts
+    from .metrics import classification_metrics
+
+    bits = [[as_bit(cell) for cell in table.column(name)] for name in labels]
+    given = [i for i in range(len(table.rows)) if all(b[i] is not None for b in bits)]
+    if not given:
+        return {}
+    truth = np.array([[b[i] for b in bits] for i in given], dtype=np.int64)
+    counts = label_counts(truth, predictions[given])
+    return classification_metrics(counts, len(given), True, labels)
 
 
 def _score(truth: list[str], predictions: np.ndarray, spec) -> dict[str, float]:

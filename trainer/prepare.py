@@ -64,9 +64,15 @@ def place(
         torch.manual_seed(s.seed + dist.rank)
     precision = Precision(s.precision, device)
     head = head_for(
-        loss_fn, spec.task, spec.num_classes, spec.num_targets, type(loss_fn).__name__, spec.name
+        loss_fn,
+        spec.task,
+        spec.num_classes,
+        spec.num_targets,
+        type(loss_fn).__name__,
+        spec.name,
+        spec.class_names,
     )
-    check_monitor(s.monitor, spec.task)
+    check_monitor(s.monitor, spec.task, head.labels)
 
     # The model on its device before the optimizer is built: its state lives beside the weights.
     unwrapped = model.to(device)

@@ -85,10 +85,11 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("best", f"{best} at epoch {summary['best_epoch']}"))
     final_val = (summary.get("final") or {}).get("val") or {}
     if final_val:
-        rows.append(("final val", ", ".join(f"{k} {_fmt(v)}" for k, v in final_val.items())))
+        shown = {k: v for k, v in final_val.items() if "/" not in k}  # not each label's own
+        rows.append(("final val", ", ".join(f"{k} {_fmt(v)}" for k, v in shown.items())))
     if summary.get("test"):
         tested_on = f"  (on {summary['tested_on']})" if summary.get("tested_on") else ""
-        test = ", ".join(f"{k} {_fmt(v)}" for k, v in summary["test"].items())
+        test = ", ".join(f"{k} {_fmt(v)}" for k, v in summary["test"].items() if "/" not in k)
         rows.append(("test", test + tested_on))
     if summary.get("linear_weights"):
         from .linear_weights import equation

@@ -128,7 +128,8 @@ def start_rows(
 
     spec = data.spec
     sizes = spec.sizes
-    kind = spec.task if spec.task == "regression" else f"{spec.task}, {spec.num_classes} classes"
+    unit = "labels" if spec.task == "multilabel" else "classes"
+    kind = spec.task if spec.task == "regression" else f"{spec.task}, {spec.num_classes} {unit}"
     shape = "x".join(map(str, spec.input_shape))
     state, settings = trainer.state, trainer.settings
     total, _, _ = summarize(state.model)

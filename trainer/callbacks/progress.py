@@ -8,6 +8,12 @@ import time
 from .base import Callback
 
 SHORT = {"loss": "loss", "accuracy": "acc", "mae": "mae", "rmse": "rmse", "r2": "r2"}
+SHORT |= {
+    "precision_macro": "prec",
+    "recall_macro": "rec",
+    "f1_macro": "f1",
+    "exact_match": "exact",
+}
 
 
 def _fmt(value: float) -> str:
@@ -28,7 +34,7 @@ def epoch_line(logs: dict[str, float], max_epochs: int, monitor: str, is_best: b
         items = [
             f"{SHORT.get(k.split('/')[0], k.split('/')[0])} {_fmt(v)}"
             for k, v in logs.items()
-            if k.endswith("/" + split)
+            if k.endswith("/" + split) and k.count("/") == 1  # not each label's own
         ]
         if items:
             parts.append(f"{split} " + " ".join(items))

@@ -158,7 +158,8 @@ class TensorBoardLogger(Callback):
         spec = data.spec
         drawn = {}
         y_true, y_pred = predictions.on_split("val")
-        if spec.task != "regression" and len(spec.feature_names) == 2 and spec.input_shape == (2,):
+        classes = spec.task in ("binary", "multiclass")  # multi-label: per-label scalars only
+        if classes and len(spec.feature_names) == 2 and spec.input_shape == (2,):
             x_train, x_val = data.raw_features("train"), data.raw_features("val")
             accuracy = float(np.mean(y_pred == data.arrays["val"][1]))
             fig = figures.decision_boundary(
@@ -172,14 +173,14 @@ class TensorBoardLogger(Callback):
                 spec.feature_names,
             )
             drawn["figures/decision_boundary"] = fig
-        if spec.task != "regression":
+        if classes:
             k = spec.num_classes
             counts = np.zeros((k, k), dtype=np.int64)
             np.add.at(counts, (y_true.astype(int), y_pred.astype(int)), 1)
             drawn["figures/confusion_matrix_val"] = figures.confusion_matrix(
                 counts, spec.class_names, f"confusion matrix (val), {when}"
             )
-        else:
+        elif spec.task == "regression":
             target = (spec.target_names or ["y"])[0]
             drawn["figures/predicted_vs_true_val"] = figures.predicted_vs_true(
                 y_true.reshape(-1), y_pred.reshape(-1), f"predicted vs. true (val), {when}", target

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import UserError
 
-TASKS = ("binary", "multiclass", "regression")
+TASKS = ("binary", "multiclass", "multilabel", "regression")
 
 
 @dataclass
@@ -16,7 +16,8 @@ class ArrayData:
     """Features and targets before the train/val/test split.
 
     Classification targets are class indices 0..C-1 (`class_names[i]` names class i);
-    regression targets are floats, shape (n,) or (n, k).
+    multi-label targets are 0/1, shape (n, k) (`class_names[j]` names label j, as do
+    `target_names`); regression targets are floats, shape (n,) or (n, k).
     """
 
     features: np.ndarray
@@ -42,6 +43,14 @@ class ArrayData:
             if self.target_names is None:
                 k = 1 if self.targets.ndim == 1 else self.targets.shape[1]
                 self.target_names = ["y"] if k == 1 else [f"y{i}" for i in range(k)]
+        elif self.task == "multilabel":
+            self.targets = np.asarray(self.targets).astype(np.int64)
+            if self.targets.ndim != 2 or not np.isin(self.targets, (0, 1)).all():
+                raise ValueError("multi-label targets must be 0/1, shape (n_samples, n_labels)")
+            if self.class_names is None:
+                k = self.targets.shape[1]
+                self.class_names = list(self.target_names or [f"y{i}" for i in range(k)])
+            self.target_names = self.target_names or list(self.class_names)
         else:
             self.targets = np.asarray(self.targets).astype(np.int64)
             if self.class_names is None:
@@ -72,7 +81,16 @@ class ArrayData:
             )
         if np.isinf(self.features).any():  # NaN marks a missing value, filled after the split
             raise UserError(f"dataset '{self.name}' has infinite feature values.", key="dataset")
-        if self.task != "regression" and self.num_classes < 2:
+        if self.task == "multilabel":
+            for name, column in zip(self.class_names, self.targets.T):
+                if len(np.unique(column)) < 2:
+                    raise UserError(
+                        f"dataset '{self.name}': label '{name}' is {int(column[0])} in every "
+                        "row; a label needs both 0 and 1 to be learnt. Leave it out of the "
+                        "targets.",
+                        key="dataset.target",
+                    )
+        elif self.task != "regression" and self.num_classes < 2:
             raise UserError(
                 f"dataset '{self.name}' has a single class ({self.class_names}); "
                 "classification needs at least two.",

@@ -1,4 +1,5 @@
-"""A user's own CSV file: a header row, one target column, numeric, date or text feature columns.
+"""A user's own CSV file: a header row, one target column (or one 0/1 column per label for
+multi-label classification), numeric, date or text feature columns.
 
 Rows without a target are left out (dataset.missing_target=drop, with a notice) or refused
 (error). How each raw column became features (columns.py: numbers, dates, one-hot categories,
@@ -45,6 +46,7 @@ from .fixes import (
     quoted,
     quoted_list,
 )
+from .multilabel import check_target_list, multilabel_targets, single_label_error
 from .table import Table, read_table
 
 __all__ = ["describe_columns", "encode_features", "feature_names_of", "load_csv", "read_table"]
@@ -53,7 +55,7 @@ log = logging.getLogger("trainer")
 
 MAX_CLASSES = 20
 MIN_ROWS = 10  # as DataModule needs for a train/val/test split
-TASKS = ("auto", "classification", "binary", "multiclass", "regression")
+TASKS = ("auto", "classification", "binary", "multiclass", "multilabel", "regression")
 
 
 def _names(value: object) -> list[str]:
@@ -222,7 +224,7 @@ def _targets(table: Table, target: str, task: str) -> tuple[np.ndarray, list[str
 # ---------------------------------------------------------------------- load_csv
 def load_csv(
     path: str,
-    target: str | None = None,
+    target: str | list[str] | None = None,
     task: str = "auto",
     features: list[str] | None = None,
     exclude: list[str] | None = None,
@@ -234,8 +236,9 @@ def load_csv(
     date_features: tuple[str, ...] = DEFAULT_DATE_PARTS,
     categorical: list[str] | None = None,
 ) -> ArrayData:
-    """Load a CSV file; `target` names the column to predict. A single name works wherever a
-    list of names is expected (exclude=id means [id])."""
+    """Load a CSV file; `target` names the column to predict, or the 0/1 label columns of a
+    multi-label task. A single name works wherever a list of names is expected (exclude=id
+    means [id])."""
     if path is None:
         raise UserError(
             "dataset=csv needs the file and the column to predict: dataset.path=<file.csv> "
@@ -248,7 +251,15 @@ def load_csv(
     for part in parts:
         _check_choice("dataset.date_features", part, DATE_PARTS)
     table = read_table(path, delimiter, encoding=encoding)
-    target = _check_target(table, target)
+    targets = _names(target)
+    if len(targets) > 1:
+        check_target_list(targets, task, table.header, table.path)
+        target = _check_target(table, targets[0])
+    else:
+        target = _check_target(table, targets[0] if targets else None)
+        if task == "multilabel":
+            raise single_label_error(target)
+        targets = [target]
     chosen = {o: _names(v) for o, v in [("features", features), ("exclude", exclude)]}
     options = ColumnOptions(
         na_values=tuple(_names(na_values)),
@@ -269,26 +280,37 @@ def load_csv(
             "column is one or the other.",
             key="dataset.dates",
         )
-    if target in chosen["features"]:
-        raise UserError(
-            f"the target {quoted(target, 60)} is also listed as a feature (dataset.features).",
-            key="dataset.features",
-        )
+    for name in targets:
+        if name in chosen["features"]:
+            raise UserError(
+                f"the target {quoted(name, 60)} is also listed as a feature (dataset.features).",
+                key="dataset.features",
+            )
 
-    table, dropped = _drop_rows_without_target(table, target, options, task, missing_target)
+    dropped = {}
+    for name in targets:
+        table, dropped[name] = _drop_rows_without_target(
+            table, name, options, "multilabel" if len(targets) > 1 else task, missing_target
+        )
     labels = table.column(target)
-    if task == "auto":
-        task = _infer_task(labels)
-    elif task == "classification":
-        task = "binary" if len(merge_spellings(labels)) == 2 else "multiclass"
-    y, class_names, target_treatment = _targets(table, target, task)
+    if len(targets) > 1:
+        task, class_names = "multilabel", targets
+        y, treatments = multilabel_targets(
+            {name: table.column(name) for name in targets}, table.lines, table.path
+        )
+    else:
+        if task == "auto":
+            task = _infer_task(labels)
+        elif task == "classification":
+            task = "binary" if len(merge_spellings(labels)) == 2 else "multiclass"
+        y, class_names, treatment = _targets(table, target, task)
+        treatments = {target: treatment}
 
     columns = []
     for name in table.header:
-        if name == target:
-            columns.append(
-                {"name": name, "kind": "target", "treatment": target_treatment + dropped}
-            )
+        if name in targets:
+            treatment = treatments[name] + dropped[name]
+            columns.append({"name": name, "kind": "target", "treatment": treatment})
         elif name in chosen["exclude"]:
             columns.append(excluded(name, "dataset.exclude", notice=False))
         elif features is not None and name not in chosen["features"]:
@@ -313,6 +335,6 @@ def load_csv(
         name=Path(path).stem,
         feature_names=feature_names_of(columns),
         class_names=class_names,
-        target_names=[target],  # the column predict.input may hold the answers in
+        target_names=targets,  # the columns predict.input may hold the answers in
         columns=columns,
     )

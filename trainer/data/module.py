@@ -47,7 +47,7 @@ class DataModule:
     ) -> None:
         source.check_usable()
         self.source = source
-        stratify = source.targets if source.task != "regression" else None
+        stratify = source.targets if source.task in ("binary", "multiclass") else None
         indices = split_indices(len(source.features), split, seed, stratify)
         self.indices = dict(zip(SPLITS, indices))
         train = self.indices["train"]
@@ -72,7 +72,9 @@ class DataModule:
             if source.image_shape
             else (source.features.shape[1],),
             num_classes=source.num_classes,
-            num_targets=1 if source.task != "regression" else self.arrays["train"][1].shape[1],
+            num_targets=1
+            if source.task in ("binary", "multiclass")
+            else self.arrays["train"][1].shape[1],
             feature_names=list(source.feature_names),
             class_names=source.class_names,
             target_names=source.target_names,
@@ -83,6 +85,9 @@ class DataModule:
     def class_counts(self) -> np.ndarray | None:
         if self.spec.task == "regression":
             return None
+        if self.spec.task == "multilabel":  # (negatives, positives) per label
+            positives = self.arrays["train"][1].sum(0)
+            return np.stack([len(self.arrays["train"][1]) - positives, positives])
         return np.bincount(self.arrays["train"][1], minlength=self.spec.num_classes)
 
     def raw_features(self, split: str) -> np.ndarray:
