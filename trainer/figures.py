@@ -49,10 +49,14 @@ def decision_boundary(
         np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution),
     )
     probs = probabilities(np.c_[gx.ravel(), gy.ravel()])
-    fig = _figure(5.5, 4.5)
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    fig = Figure(figsize=(5.5, 5.0), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     k = probs.shape[1]
     cmap = "RdBu" if k == 2 else "tab10"
+    top = 1 if k == 2 else 9
     if k == 2:
         p1 = probs[:, 1].reshape(gx.shape)
         filled = ax.contourf(gx, gy, p1, levels=np.linspace(0, 1, 11), cmap=cmap, alpha=0.45)
@@ -63,32 +67,61 @@ def decision_boundary(
         ax.contourf(
             gx, gy, regions, levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.35, vmin=0, vmax=9
         )
-    colors = (lambda y: y) if k > 2 else (lambda y: y.astype(float))
+    shared = {"cmap": cmap, "vmin": 0, "vmax": top}
     ax.scatter(
         x_train[:, 0],
         x_train[:, 1],
-        c=colors(y_train),
-        cmap=cmap,
+        c=y_train.astype(float),
         s=8,
         alpha=0.35,
-        vmin=0,
-        vmax=9 if k > 2 else 1,
         linewidths=0,
+        **shared,
     )
     ax.scatter(
         x_val[:, 0],
         x_val[:, 1],
-        c=colors(y_val),
-        cmap=cmap,
+        c=y_val.astype(float),
         s=18,
         edgecolors="k",
         linewidths=0.6,
-        vmin=0,
-        vmax=9 if k > 2 else 1,
+        **shared,
     )
     ax.set_xlabel(feature_names[0])
     ax.set_ylabel(feature_names[1])
     ax.set_title(title, fontsize=10)
+    # The two kinds of points, then the classes' colours.
+    from matplotlib import colormaps
+
+    colour = colormaps[cmap]
+    dot = {"marker": "o", "linestyle": "none"}
+    handles = [
+        Line2D(
+            [], [], color="0.45", alpha=0.5, markersize=4, label=f"training ({len(x_train)})", **dot
+        ),
+        Line2D(
+            [],
+            [],
+            markerfacecolor="0.75",
+            markeredgecolor="k",
+            markersize=6,
+            label=f"validation ({len(x_val)})",
+            **dot,
+        ),
+    ]
+    handles += [
+        Line2D(
+            [], [], color=colour(i / top), markersize=7, label=f"class {_short(name, 18)}", **dot
+        )
+        for i, name in enumerate(class_names[:10])
+    ]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncols=min(len(handles), 4),
+        fontsize=9,
+        handletextpad=0.2,
+        columnspacing=1.0,
+    )
     return fig
 
 
@@ -118,14 +151,15 @@ def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str)
     k = len(class_names)
     row_labels = [_wrapped(name) for name in class_names]
     column_labels = [_short(name, 28) for name in class_names]
-    tick_size = 9.0 if k <= 20 else 7.0
+    # Sized for TensorBoard's image cards (about 400 px wide): few inches, large type.
+    tick_size = 11.0 if k <= 12 else 9.0 if k <= 20 else 7.0
     char = tick_size * 0.62 / 72  # inches per character of tick text
     line = tick_size * 1.3 / 72  # inches per line of tick text
     row_width = max(len(part) for label in row_labels for part in label.split("\n")) * char
     row_lines = max(label.count("\n") + 1 for label in row_labels)
     column_width = max(len(label) for label in column_labels) * char
-    rotate = k > 6 or column_width > 0.5
-    cell = max(0.28, min(0.55, 9.0 / max(k, 1)), row_lines * line * 1.1)  # inches per cell
+    cell = max(0.28, min(0.5, 4.5 / max(k, 1)), row_lines * line * 1.1)  # inches per cell
+    rotate = column_width > cell * 0.9
     side = cell * k
     # a 45-degree label reaches down and to the left of its column by 0.71 of its length
     drop = (column_width + line) * 0.71 if rotate else line
@@ -139,7 +173,7 @@ def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str)
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     digits = len(str(int(counts.max()))) if counts.size else 1
-    number_size = min(11.0, cell * 72 * 0.38, cell * 72 * 0.85 / (0.62 * max(digits, 2)))
+    number_size = min(14.0, cell * 72 * 0.42, cell * 72 * 0.85 / (0.62 * max(digits, 2)))
     for i in range(k):
         for j in range(k):
             ax.text(
@@ -175,16 +209,48 @@ def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, title: str, target
     return fig
 
 
-def lr_schedule(steps: Sequence[int], rates: dict[str, Sequence[float]], steps_per_epoch: int):
-    fig = _figure(5.5, 3.5)
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def spans_decades(values) -> bool:
+    """True when the positive rates span more than 10x (or reach 0 from above): a log axis."""
+    positive = [v for v in values if v > 0]
+    return bool(positive) and (
+        max(positive) > 10 * min(positive) or len(positive) < len([v for v in values if v >= 0])
+    )
+
+
+def lr_schedule(
+    steps: Sequence[int],
+    rates: dict[str, Sequence[float]],
+    steps_per_epoch: int,
+    title: str = "learning-rate schedule",
+):
+    """One labelled line per parameter group (its first and last rate in the legend; groups on
+    the same rates stay visible as dashed and dotted lines over each other); a log y axis when
+    the rates span more than 10x."""
+    fig = _figure(5.5, 3.8)
     ax = fig.add_subplot()
-    for name, values in rates.items():
-        ax.plot(steps, values, label=name)
-    ax.set_xlabel(f"optimizer step ({steps_per_epoch} per epoch)")
-    ax.set_ylabel("learning rate")
-    if len(rates) > 1:
-        ax.legend(fontsize=8)
-    ax.set_title("learning-rate schedule", fontsize=10)
+    for index, (name, values) in enumerate(rates.items()):
+        ax.plot(
+            steps,
+            values,
+            label=f"{name}: {values[0]:.3g} \u2192 {values[-1]:.3g}",
+            linestyle=LINE_STYLES[index % len(LINE_STYLES)],
+            linewidth=2.4 if index == 0 else 1.8,
+            color=f"C{index % 10}",
+        )
+    every = [v for values in rates.values() for v in values]
+    if spans_decades(every):
+        ax.set_yscale("log")
+        top = max(every)
+        low = max(min(v for v in every if v > 0), top * 1e-5)  # five decades at most:
+        ax.set_ylim(low / 2, top * 2)  # a rate of (nearly) 0 falls off the bottom edge
+    ax.set_xlabel(f"optimizer step ({steps_per_epoch} per epoch)", fontsize=10)
+    ax.set_ylabel("learning rate", fontsize=10)
+    ax.grid(alpha=0.3, which="both" if ax.get_yscale() == "log" else "major")
+    ax.legend(fontsize=8.5, title="parameter group: first \u2192 last", title_fontsize=8.5)
+    ax.set_title(title, fontsize=10)
     return fig
 
 
