@@ -23,16 +23,16 @@ def test_confusion_matrix_of_ten_digits_is_readable_when_shown_400_px_wide():
     counts = np.diag(np.arange(20, 30))
     counts[5, 9] = 12
     fig = figures.confusion_matrix(counts, [str(i) for i in range(10)], "confusion matrix")
-    assert figures.to_rgb(fig).shape == (569, 529, 3)
+    assert figures.to_rgb(fig).shape == (521, 480, 3)
     ax = fig.axes[0]
     numbers = [t for t in ax.texts]
     assert len(numbers) == 100
-    shrink = 400 / 529  # TensorBoard scales the image to its card
+    shrink = 350 / 480  # TensorBoard scales the image to its card (IMAGES tab: about 350 px)
     size_px = numbers[0].get_fontsize() * 100 / 72 * shrink
-    assert numbers[0].get_fontsize() == pytest.approx(13.608)  # 0.42 of a 0.45-inch cell
-    assert size_px == pytest.approx(14.3, abs=0.05)  # on screen, as large as TensorBoard's text
+    assert numbers[0].get_fontsize() == pytest.approx(15.84)  # 0.55 of a 0.4-inch cell
+    assert size_px == pytest.approx(16.0, abs=0.05)  # on screen, larger than TensorBoard's text
     assert [t.get_rotation() for t in ax.get_xticklabels()] == [0.0] * 10  # one digit: upright
-    assert ax.get_xticklabels()[0].get_fontsize() == 11.0
+    assert ax.get_xticklabels()[0].get_fontsize() == 12.0
 
 
 def test_decision_boundary_has_a_legend_for_training_and_validation_points():
@@ -53,7 +53,7 @@ def test_decision_boundary_has_a_legend_for_training_and_validation_points():
         "class b",
         "class c",
     ]
-    assert figures.to_rgb(fig).shape == (500, 550, 3)
+    assert figures.to_rgb(fig).shape == (500, 460, 3)
 
 
 def test_lr_schedule_one_labelled_line_per_group_and_a_log_axis_past_10x():
@@ -67,7 +67,7 @@ def test_lr_schedule_one_labelled_line_per_group_and_a_log_axis_past_10x():
     flat = figures.lr_schedule(steps, {"default": [0.1, 0.08, 0.05, 0.02]}, 2)
     assert flat.axes[0].get_yscale() == "linear"  # 5x: a linear axis reads better
     assert _legend(flat.axes[0]) == ["default: 0.1 \u2192 0.02"]
-    assert figures.to_rgb(flat).shape == (380, 550, 3)
+    assert figures.to_rgb(flat).shape == (360, 460, 3)
 
 
 HISTORY = [
@@ -86,7 +86,7 @@ def test_curves_mark_the_best_epoch_and_the_early_stop():
     ring = loss.get_lines()[3]  # train, val, the best-epoch line, then the ring on val
     assert (list(ring.get_xdata()), list(ring.get_ydata())) == ([3], [0.4])
     assert list(loss.get_lines()[1].get_ydata()) == [0.9, 0.5, 0.4, 0.45, 0.5]
-    assert figures.to_rgb(fig).shape == (360, 860, 3)
+    assert figures.to_rgb(fig).shape == (560, 460, 3)  # the panels one above the other
     completed = curve_figures.training_curves(HISTORY, {**summary, "status": "completed"})
     assert _legend(completed.axes[0]) == ["train", "val", "best epoch 3"]
 
@@ -136,3 +136,12 @@ def test_a_sweep_without_any_finished_epoch_draws_nothing(tmp_path):
     assert curve_figures.write_sweep_curves(tmp_path) is None
     assert not (tmp_path / "figures").exists()
     assert curve_figures.write_sweep_curves(tmp_path / "missing") is None
+
+
+def test_lr_range_test_figure_at_tensorboard_size():
+    rates = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    fig = figures.loss_vs_lr(rates, [1.0, 0.8, 0.5, 0.7, 9.0], [1.0, 0.8, 0.6, 0.7], 0.01)
+    ax = fig.axes[0]
+    assert _legend(ax) == ["loss (per step)", "smoothed loss", "suggested lr 0.01"]
+    assert ax.get_xscale() == "log"
+    assert figures.to_rgb(fig).shape == (380, 460, 3)

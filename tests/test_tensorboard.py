@@ -109,7 +109,7 @@ def test_figures_and_text(tmp_path):
         "figures/curves",
     }
     (curves,) = events.Images("figures/curves")  # once, at the end
-    assert (curves.step, curves.width, curves.height) == (4, 860, 360)
+    assert (curves.step, curves.width, curves.height) == (4, 460, 560)
     assert [e.step for e in events.Images("figures/decision_boundary")] == [
         2,
         4,
@@ -217,3 +217,23 @@ def test_per_step_rates_are_the_rates_each_step_trained_with(tmp_path):
     assert used.rates[:3] == pytest.approx([0.001, 0.00325, 0.0055])  # step 1 at the base rate
     recorded = trainer.callbacks["tensorboard"]._rates()[1]["default"]  # the schedule figure
     assert recorded == pytest.approx(used.rates, rel=1e-12)
+
+
+def test_a_resumed_run_from_before_the_move_keeps_its_events_in_one_place(tmp_path):
+    """Runs written before events moved into the run directory kept them in tensorboard/:
+    resuming one continues there, so TensorBoard still lists it once."""
+    _run(tmp_path, TensorBoardLogger(subdir="tensorboard", figures=False), max_epochs=2)
+    trainer, data = make_trainer(
+        tmp_path,
+        loggers={"tensorboard": TensorBoardLogger(figures=False)},
+        callbacks={"ckpt": ModelCheckpoint()},
+        resume=str(tmp_path),
+        max_epochs=3,
+    )
+    trainer.fit(data)
+    trainer.finish()
+    folders = {p.parent for p in tmp_path.rglob("events.out.tfevents*")}
+    assert folders == {tmp_path / "tensorboard"}
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/val")] == [1, 2, 3]

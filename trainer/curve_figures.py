@@ -42,8 +42,9 @@ def training_curves(history: Sequence[dict], summary: dict[str, Any]):
 
     metric = main_metric(history, summary.get("monitor"))
     panels = ["loss"] + ([metric] if metric else [])
-    fig = Figure(figsize=(4.0 * len(panels) + 0.6, 3.6), dpi=100, layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    # One above the other: TensorBoard shows an image about 400 px wide.
+    fig = Figure(figsize=(4.6, 2.8 * len(panels)), dpi=100, layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     best_epoch = summary.get("best_epoch")
     monitor = summary.get("monitor") or "loss/val"
     stopped = summary.get("status") == "stopped_early" and history
@@ -90,9 +91,9 @@ def training_curves(history: Sequence[dict], summary: dict[str, Any]):
             )
         ax.set_xlabel("epoch", fontsize=10)
         ax.set_title(name, fontsize=11)
-        ax.tick_params(labelsize=9)
+        ax.tick_params(labelsize=9.5)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8.5)
+        ax.legend(fontsize=9.5)
     return fig
 
 

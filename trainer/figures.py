@@ -1,4 +1,7 @@
-"""Figures as images (matplotlib's Agg canvas, no display or pyplot needed)."""
+"""Figures as images (matplotlib's Agg canvas, no display or pyplot needed).
+
+Sized for TensorBoard, which scales every image to its card (about 350-400 px wide): about
+450 px wide, with type of 10 pt and more, so that text stays about 10 px high on screen."""
 
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ def decision_boundary(
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    fig = Figure(figsize=(5.5, 5.0), dpi=100, layout="constrained")
+    fig = Figure(figsize=(4.6, 5.0), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     k = probs.shape[1]
     cmap = "RdBu" if k == 2 else "tab10"
@@ -88,7 +91,7 @@ def decision_boundary(
     )
     ax.set_xlabel(feature_names[0])
     ax.set_ylabel(feature_names[1])
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title.replace("; ", "\n"), fontsize=10)
     # The two kinds of points, then the classes' colours.
     from matplotlib import colormaps
 
@@ -118,7 +121,7 @@ def decision_boundary(
         handles=handles,
         loc="outside lower center",
         ncols=min(len(handles), 4),
-        fontsize=9,
+        fontsize=10,
         handletextpad=0.2,
         columnspacing=1.0,
     )
@@ -152,13 +155,13 @@ def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str)
     row_labels = [_wrapped(name) for name in class_names]
     column_labels = [_short(name, 28) for name in class_names]
     # Sized for TensorBoard's image cards (about 400 px wide): few inches, large type.
-    tick_size = 11.0 if k <= 12 else 9.0 if k <= 20 else 7.0
+    tick_size = 12.0 if k <= 12 else 9.0 if k <= 20 else 7.0
     char = tick_size * 0.62 / 72  # inches per character of tick text
     line = tick_size * 1.3 / 72  # inches per line of tick text
     row_width = max(len(part) for label in row_labels for part in label.split("\n")) * char
     row_lines = max(label.count("\n") + 1 for label in row_labels)
     column_width = max(len(label) for label in column_labels) * char
-    cell = max(0.28, min(0.5, 4.5 / max(k, 1)), row_lines * line * 1.1)  # inches per cell
+    cell = max(0.28, min(0.5, 4.0 / max(k, 1)), row_lines * line * 1.1)  # inches per cell
     rotate = column_width > cell * 0.9
     side = cell * k
     # a 45-degree label reaches down and to the left of its column by 0.71 of its length
@@ -173,7 +176,7 @@ def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str)
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     digits = len(str(int(counts.max()))) if counts.size else 1
-    number_size = min(14.0, cell * 72 * 0.42, cell * 72 * 0.85 / (0.62 * max(digits, 2)))
+    number_size = min(18.0, cell * 72 * 0.55, cell * 72 * 0.85 / (0.62 * max(digits, 2)))
     for i in range(k):
         for j in range(k):
             ax.text(
@@ -190,8 +193,8 @@ def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str)
         for tick in ax.get_xticklabels():
             tick.set(rotation=45, horizontalalignment="right", rotation_mode="anchor")
     ax.set_yticks(range(k), labels=row_labels, fontsize=tick_size)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_xlabel("predicted", fontsize=11)
+    ax.set_ylabel("true", fontsize=11)
     ax.set_title(title, fontsize=10)
     return fig
 
@@ -204,7 +207,7 @@ def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, title: str, target
     ax.plot([lo, hi], [lo, hi], "k--", linewidth=1, label="perfect prediction")
     ax.set_xlabel(f"true {target}")
     ax.set_ylabel(f"predicted {target}")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=9)
     ax.set_title(title, fontsize=10)
     return fig
 
@@ -229,7 +232,7 @@ def lr_schedule(
     """One labelled line per parameter group (its first and last rate in the legend; groups on
     the same rates stay visible as dashed and dotted lines over each other); a log y axis when
     the rates span more than 10x."""
-    fig = _figure(5.5, 3.8)
+    fig = _figure(4.6, 3.6)
     ax = fig.add_subplot()
     for index, (name, values) in enumerate(rates.items()):
         ax.plot(
@@ -249,7 +252,7 @@ def lr_schedule(
     ax.set_xlabel(f"optimizer step ({steps_per_epoch} per epoch)", fontsize=10)
     ax.set_ylabel("learning rate", fontsize=10)
     ax.grid(alpha=0.3, which="both" if ax.get_yscale() == "log" else "major")
-    ax.legend(fontsize=8.5, title="parameter group: first \u2192 last", title_fontsize=8.5)
+    ax.legend(fontsize=9, title="parameter group: first \u2192 last", title_fontsize=9)
     ax.set_title(title, fontsize=10)
     return fig
 
@@ -260,7 +263,7 @@ def loss_vs_lr(
     smoothed: Sequence[float],
     suggestion: float | None,
 ):
-    fig = _figure(5.5, 4.0)
+    fig = _figure(4.6, 3.8)
     ax = fig.add_subplot()
     ax.plot(rates, losses, alpha=0.35, label="loss (per step)")
     ax.plot(rates[: len(smoothed)], smoothed, label="smoothed loss")
@@ -274,6 +277,6 @@ def loss_vs_lr(
         # The explosion at the end would squash the rest of the curve.
         top = min(max(finite), 2.5 * abs(finite[0]))
         ax.set_ylim(min(finite) * 0.9, top * 1.05 + 1e-9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     ax.set_title("learning-rate range test", fontsize=10)
     return fig

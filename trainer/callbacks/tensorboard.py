@@ -64,6 +64,9 @@ class TensorBoardLogger(Callback):
         state = run.state
         folder = Path(run.run_dir) / self.subdir
         resumed = state.global_step > 0 or state.epoch > 0
+        legacy = Path(run.run_dir) / "tensorboard"  # where runs before 2026-12 wrote theirs
+        if resumed and not self.subdir and any(legacy.glob("events.out.tfevents.*")):
+            folder = legacy  # a resumed old run stays one run in TensorBoard
         if resumed:  # events a killed run wrote after its checkpoint would be duplicates
             last_epoch = state.epoch if state.epoch_complete else state.epoch - 1
             drop_events_after(folder, last_epoch, state.global_step)
