@@ -27,7 +27,8 @@ class TensorBoardLogger(Callback):
     """Writes per-epoch scalars (`loss/train`, `accuracy/val`, `lr`, `grad_norm`, `time/epoch_s`,
     `throughput/samples_per_s`), test metrics, the hyper-parameters with the run's final metrics
     (HParams tab), figures (decision boundary, confusion matrix or predicted vs. true, the
-    learning-rate schedule, the loss and main metric curves) and text (config, model summary, run summary, health report)."""
+    learning-rate schedule, the loss and main-metric curves) and text (config, model summary,
+    run summary, health report)."""
 
     def __init__(
         self,
@@ -236,7 +237,7 @@ class TensorBoardLogger(Callback):
                 files.submit(self._write_text, "health", report, epoch)
             if summary["status"] != "interrupted":
                 hparams = shown(run.config.hparams, run.config.varied, Path(run.run_dir))
-                files.submit(self._write_hparams, hparams, set(hparams), summary)
+                files.submit(self._write_hparams, hparams, summary)
         finally:
             files.submit(self._close)
 
@@ -253,7 +254,11 @@ class TensorBoardLogger(Callback):
     def _write_text(self, tag: str, text: str, step: int) -> None:
         self.writer.add_text(tag, text, step)
 
-    def _write_hparams(self, hparams: dict, varied: set[str], summary: dict) -> None:
+    def _write_hparams(self, hparams: dict, summary: dict) -> None:
+        """The run's session for the HParams tab: its shown settings and final metrics. No
+        experiment summary: TensorBoard takes the first one it finds for every run under
+        --logdir (a single run's columns would hide a sweep's); without one it builds the
+        columns from all the runs' settings, those that differ first."""
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
         metrics = {}
@@ -268,10 +273,9 @@ class TensorBoardLogger(Callback):
         clean = {
             k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()
         }
-        experiment, start, end = hparams_summary(clean, metrics)
-        _mark_varied(experiment, varied)  # TensorBoard lists these first
+        _experiment, start, end = hparams_summary(clean, metrics)
         file_writer = self.writer.file_writer
-        for proto in (experiment, start, end):
+        for proto in (start, end):
             file_writer.add_summary(proto)
         step = summary.get("epochs_run") or 0
         # (the test metrics were written by on_test_end)
@@ -368,15 +372,3 @@ def _histograms(model) -> dict[str, np.ndarray]:
         if param.grad is not None:
             out[f"gradients/{name}"] = param.grad.detach().float().cpu().numpy()
     return out
-
-
-def _mark_varied(experiment, varied: set[str]) -> None:
-    """Flag the hyper-parameters a sweep varies in the experiment summary: TensorBoard sorts them
-    first (and a sweep's HParams table shows them by default), the rest by name."""
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
-    value = experiment.value[0]
-    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
-    for info in data.experiment.hparam_infos:
-        info.differs = info.name in varied
-    value.metadata.plugin_data.content = data.SerializeToString()
