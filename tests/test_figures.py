@@ -19,20 +19,21 @@ def _legend(ax):
     return [t.get_text() for t in ax.get_legend().get_texts()]
 
 
-def test_confusion_matrix_of_ten_digits_is_readable_when_shown_400_px_wide():
+def test_confusion_matrix_of_ten_digits_is_readable_in_tensorboards_image_box():
     counts = np.diag(np.arange(20, 30))
     counts[5, 9] = 12
     fig = figures.confusion_matrix(counts, [str(i) for i in range(10)], "confusion matrix")
-    assert figures.to_rgb(fig).shape == (521, 480, 3)
+    assert figures.to_rgb(fig).shape == (290, 488, 3)
     ax = fig.axes[0]
     numbers = [t for t in ax.texts]
     assert len(numbers) == 100
-    shrink = 350 / 480  # TensorBoard scales the image to its card (IMAGES tab: about 350 px)
+    shrink = min(355 / 488, 186 / 290)  # TensorBoard fits it into its box (TIME SERIES)
     size_px = numbers[0].get_fontsize() * 100 / 72 * shrink
-    assert numbers[0].get_fontsize() == pytest.approx(15.84)  # 0.55 of a 0.4-inch cell
-    assert size_px == pytest.approx(16.0, abs=0.05)  # on screen, larger than TensorBoard's text
+    assert numbers[0].get_fontsize() == pytest.approx(11.085, abs=1e-3)  # 0.7 of a 0.22" cell
+    assert size_px == pytest.approx(9.87, abs=0.01)  # on screen: as large as TensorBoard's text
     assert [t.get_rotation() for t in ax.get_xticklabels()] == [0.0] * 10  # one digit: upright
-    assert ax.get_xticklabels()[0].get_fontsize() == 12.0
+    assert ax.get_xticklabels()[0].get_fontsize() == 10.0
+    assert [t.get_text() for t in fig.texts] == ["confusion matrix"]  # beside the matrix
 
 
 def test_decision_boundary_has_a_legend_for_training_and_validation_points():
@@ -53,7 +54,7 @@ def test_decision_boundary_has_a_legend_for_training_and_validation_points():
         "class b",
         "class c",
     ]
-    assert figures.to_rgb(fig).shape == (500, 460, 3)
+    assert figures.to_rgb(fig).shape == (290, 540, 3)
 
 
 def test_lr_schedule_one_labelled_line_per_group_and_a_log_axis_past_10x():
@@ -67,7 +68,7 @@ def test_lr_schedule_one_labelled_line_per_group_and_a_log_axis_past_10x():
     flat = figures.lr_schedule(steps, {"default": [0.1, 0.08, 0.05, 0.02]}, 2)
     assert flat.axes[0].get_yscale() == "linear"  # 5x: a linear axis reads better
     assert _legend(flat.axes[0]) == ["default: 0.1 \u2192 0.02"]
-    assert figures.to_rgb(flat).shape == (360, 460, 3)
+    assert figures.to_rgb(flat).shape == (290, 540, 3)
 
 
 HISTORY = [
@@ -81,14 +82,14 @@ def test_curves_mark_the_best_epoch_and_the_early_stop():
     fig = curve_figures.training_curves(HISTORY, summary)
     loss, metric = fig.axes
     assert (loss.get_title(), metric.get_title()) == ("loss", "accuracy")
-    for ax in (loss, metric):
-        assert _legend(ax) == ["train", "val", "best epoch 3", "stopped early, epoch 5"]
+    assert _texts(fig) == ["train", "val", "best epoch 3", "stopped early, epoch 5"]
+    assert [line.get_label() for line in metric.get_lines()] == _texts(fig)
     ring = loss.get_lines()[3]  # train, val, the best-epoch line, then the ring on val
     assert (list(ring.get_xdata()), list(ring.get_ydata())) == ([3], [0.4])
     assert list(loss.get_lines()[1].get_ydata()) == [0.9, 0.5, 0.4, 0.45, 0.5]
-    assert figures.to_rgb(fig).shape == (560, 460, 3)  # the panels one above the other
+    assert figures.to_rgb(fig).shape == (290, 540, 3)  # side by side, for TensorBoard's box
     completed = curve_figures.training_curves(HISTORY, {**summary, "status": "completed"})
-    assert _legend(completed.axes[0]) == ["train", "val", "best epoch 3"]
+    assert _texts(completed) == ["train", "val", "best epoch 3"]
 
 
 def test_the_main_metric_is_the_monitored_one_or_accuracy_or_r2():
@@ -144,4 +145,13 @@ def test_lr_range_test_figure_at_tensorboard_size():
     ax = fig.axes[0]
     assert _legend(ax) == ["loss (per step)", "smoothed loss", "suggested lr 0.01"]
     assert ax.get_xscale() == "log"
-    assert figures.to_rgb(fig).shape == (380, 460, 3)
+    assert figures.to_rgb(fig).shape == (290, 540, 3)
+
+
+def test_predicted_vs_true_fits_the_box_with_its_legend():
+    y = np.array([1.0, 2.0, 3.0])
+    fig = figures.predicted_vs_true(y, y + 0.1, "predicted vs. true (val)", "price")
+    ax = fig.axes[0]
+    assert _legend(ax) == ["perfect prediction"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("true price", "predicted price")
+    assert figures.to_rgb(fig).shape == (290, 380, 3)

@@ -50,7 +50,7 @@ def test_the_command_writes_the_png_it_names(tmp_path):
         ["scheduler=cosine", "optimizer.lr=0.1", "trainer.max_epochs=5", "--output", str(out)]
     )
     assert code == 0
-    assert Image.open(out).size == (460, 360)
+    assert Image.open(out).size == (540, 290)
 
 
 @pytest.mark.parametrize(

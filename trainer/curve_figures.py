@@ -42,9 +42,9 @@ def training_curves(history: Sequence[dict], summary: dict[str, Any]):
 
     metric = main_metric(history, summary.get("monitor"))
     panels = ["loss"] + ([metric] if metric else [])
-    # One above the other: TensorBoard shows an image about 400 px wide.
-    fig = Figure(figsize=(4.6, 2.8 * len(panels)), dpi=100, layout="constrained")
-    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    # Side by side, one legend above: TensorBoard's image box is wide and low (about 355 x 186).
+    fig = Figure(figsize=(5.4, 2.9), dpi=100, layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
     best_epoch = summary.get("best_epoch")
     monitor = summary.get("monitor") or "loss/val"
     stopped = summary.get("status") == "stopped_early" and history
@@ -89,11 +89,20 @@ def training_curves(history: Sequence[dict], summary: dict[str, Any]):
                 linewidth=1.5,
                 label=f"stopped early, epoch {last}",
             )
-        ax.set_xlabel("epoch", fontsize=10)
-        ax.set_title(name, fontsize=11)
-        ax.tick_params(labelsize=9.5)
+        ax.set_xlabel("epoch", fontsize=9.5)
+        ax.set_title(name, fontsize=10)
+        ax.tick_params(labelsize=8.5)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=9.5)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        loc="outside upper center",
+        ncols=len(labels),
+        fontsize=9,
+        handlelength=1.5,
+        columnspacing=1.0,
+    )
     return fig
 
 

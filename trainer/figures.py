@@ -1,7 +1,8 @@
 """Figures as images (matplotlib's Agg canvas, no display or pyplot needed).
 
-Sized for TensorBoard, which scales every image to its card (about 350-400 px wide): about
-450 px wide, with type of 10 pt and more, so that text stays about 10 px high on screen."""
+Sized for TensorBoard, which shrinks every image into its card: a box of about 355 x 186 px in
+TIME SERIES (the default dashboard), 350 px wide in IMAGES. Figures are landscape, 2.9 inches
+(290 px) high, with 9-11 pt type, so that text stays 8-10 px high on screen."""
 
 from __future__ import annotations
 
@@ -55,8 +56,10 @@ def decision_boundary(
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    fig = Figure(figsize=(4.6, 5.0), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
+    # Landscape for TensorBoard's image box: the plot on the left, title and legend beside it.
+    width, height = 5.4, 2.9
+    fig = Figure(figsize=(width, height), dpi=100)
+    ax = fig.add_axes((0.55 / width, 0.45 / height, 2.3 / width, 2.3 / height))
     k = probs.shape[1]
     cmap = "RdBu" if k == 2 else "tab10"
     top = 1 if k == 2 else 9
@@ -64,7 +67,11 @@ def decision_boundary(
         p1 = probs[:, 1].reshape(gx.shape)
         filled = ax.contourf(gx, gy, p1, levels=np.linspace(0, 1, 11), cmap=cmap, alpha=0.45)
         ax.contour(gx, gy, p1, levels=[0.5], colors="k", linewidths=1.2)
-        fig.colorbar(filled, ax=ax, label=f"P(class {class_names[1]})")
+        bar = fig.add_axes((2.9 / width, 0.45 / height, 0.1 / width, 2.3 / height))
+        fig.colorbar(filled, cax=bar).set_label(
+            f"P(class {_short(class_names[1], 12)})", fontsize=9
+        )
+        bar.tick_params(labelsize=8)
     else:
         regions = probs.argmax(1).reshape(gx.shape)
         ax.contourf(
@@ -89,9 +96,14 @@ def decision_boundary(
         linewidths=0.6,
         **shared,
     )
-    ax.set_xlabel(feature_names[0])
-    ax.set_ylabel(feature_names[1])
-    ax.set_title(title.replace("; ", "\n"), fontsize=10)
+    ax.set_xlabel(_short(feature_names[0], 30), fontsize=9.5)
+    ax.set_ylabel(_short(feature_names[1], 30), fontsize=9.5)
+    ax.tick_params(labelsize=8.5)
+    import textwrap
+
+    beside = (3.55 if k == 2 else 3.05) / width
+    lines = [part for piece in title.split("; ") for part in textwrap.wrap(piece, 24)]
+    fig.text(beside, 1 - 0.12 / height, "\n".join(lines), ha="left", va="top", fontsize=9.5)
     # The two kinds of points, then the classes' colours.
     from matplotlib import colormaps
 
@@ -119,11 +131,14 @@ def decision_boundary(
     ]
     fig.legend(
         handles=handles,
-        loc="outside lower center",
-        ncols=min(len(handles), 4),
-        fontsize=10,
+        loc="upper left",
+        bbox_to_anchor=(beside - 0.01, 1 - (0.2 + 0.17 * len(lines)) / height),
+        ncols=2 if len(handles) > 8 else 1,
+        fontsize=9,
         handletextpad=0.2,
-        columnspacing=1.0,
+        columnspacing=0.8,
+        borderaxespad=0,
+        frameon=False,
     )
     return fig
 
@@ -145,38 +160,46 @@ def _wrapped(name: str, width: int = 16, max_lines: int = 3) -> str:
 
 
 def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str):
-    """Counts per (true, predicted) class, with row-normalised shading. The canvas grows with
-    the number of classes and the length of their names (rows: wrapped to three lines; columns:
-    one line at 45 degrees, shortened past 28 characters), and the counts' font with the cells;
-    the margins are computed from the labels, not left to a layout engine."""
+    """Counts per (true, predicted) class, with row-normalised shading, sized for TensorBoard's
+    image box (about 355 x 186 px in TIME SERIES, 350 px wide in IMAGES): 2.9 inches high,
+    the matrix filling the height, the title beside it; 10 classes keep their counts about
+    10 px high on screen. More classes, or names wrapped to several lines (rows: up to three;
+    columns: one line at 45 degrees, shortened past 28 characters), make the canvas taller."""
+    import textwrap
+
     from matplotlib.figure import Figure
 
     k = len(class_names)
     row_labels = [_wrapped(name) for name in class_names]
     column_labels = [_short(name, 28) for name in class_names]
-    # Sized for TensorBoard's image cards (about 400 px wide): few inches, large type.
-    tick_size = 12.0 if k <= 12 else 9.0 if k <= 20 else 7.0
+    tick_size = 10.0 if k <= 12 else 9.0 if k <= 20 else 7.0
     char = tick_size * 0.62 / 72  # inches per character of tick text
     line = tick_size * 1.3 / 72  # inches per line of tick text
     row_width = max(len(part) for label in row_labels for part in label.split("\n")) * char
     row_lines = max(label.count("\n") + 1 for label in row_labels)
     column_width = max(len(label) for label in column_labels) * char
-    cell = max(0.28, min(0.5, 4.0 / max(k, 1)), row_lines * line * 1.1)  # inches per cell
-    rotate = column_width > cell * 0.9
-    side = cell * k
+    top = 0.12
     # a 45-degree label reaches down and to the left of its column by 0.71 of its length
+    rotate = column_width > 0.2 * 0.9 and k > 1
+    cell = 0.0
+    for _ in range(2):  # whether the labels rotate depends on the cell, the cell on the labels
+        drop = (column_width + line) * 0.71 if rotate else line
+        bottom = drop + 0.4
+        cell = min(0.6, max((2.9 - top - bottom) / max(k, 1), 0.2, row_lines * line * 1.1))
+        rotate = column_width > cell * 0.9
     drop = (column_width + line) * 0.71 if rotate else line
-    left = max(row_width + 0.55, drop - cell / 2 + 0.1)
-    bottom, top, right = drop + 0.55, 0.45, 0.3 if rotate else column_width / 2 + 0.1
-    width, height = max(4.0, left + side + right), max(3.5, bottom + side + top)
-    left += (width - left - side - right) / 2  # a small matrix sits in the middle
-    bottom += (height - bottom - side - top) / 2
+    bottom = drop + 0.4
+    side = cell * k
+    left = max(row_width + 0.45, drop - cell / 2 + 0.1)
+    beside = 1.9  # the title, wrapped, to the right of the matrix
+    width, height = left + side + 0.25 + beside, max(2.9, bottom + side + top)
+    bottom += (height - bottom - side - top) / 2  # a small matrix sits in the middle
     fig = Figure(figsize=(width, height), dpi=100)
     ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     digits = len(str(int(counts.max()))) if counts.size else 1
-    number_size = min(18.0, cell * 72 * 0.55, cell * 72 * 0.85 / (0.62 * max(digits, 2)))
+    number_size = min(16.0, cell * 72 * 0.7, cell * 72 * 0.9 / (0.62 * max(digits, 2)))
     for i in range(k):
         for j in range(k):
             ax.text(
@@ -193,14 +216,21 @@ def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str)
         for tick in ax.get_xticklabels():
             tick.set(rotation=45, horizontalalignment="right", rotation_mode="anchor")
     ax.set_yticks(range(k), labels=row_labels, fontsize=tick_size)
-    ax.set_xlabel("predicted", fontsize=11)
-    ax.set_ylabel("true", fontsize=11)
-    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("predicted", fontsize=10)
+    ax.set_ylabel("true", fontsize=10)
+    fig.text(
+        (left + side + 0.25) / width,
+        1 - 0.15 / height,
+        "\n".join(textwrap.wrap(title, 22)),
+        ha="left",
+        va="top",
+        fontsize=10.5,
+    )
     return fig
 
 
 def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, title: str, target: str = "y"):
-    fig = _figure(4.5, 4.5)
+    fig = _figure(3.8, 2.9)
     ax = fig.add_subplot()
     ax.scatter(y_true, y_pred, s=10, alpha=0.6)
     lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
@@ -232,7 +262,7 @@ def lr_schedule(
     """One labelled line per parameter group (its first and last rate in the legend; groups on
     the same rates stay visible as dashed and dotted lines over each other); a log y axis when
     the rates span more than 10x."""
-    fig = _figure(4.6, 3.6)
+    fig = _figure(5.4, 2.9)
     ax = fig.add_subplot()
     for index, (name, values) in enumerate(rates.items()):
         ax.plot(
@@ -263,7 +293,7 @@ def loss_vs_lr(
     smoothed: Sequence[float],
     suggestion: float | None,
 ):
-    fig = _figure(4.6, 3.8)
+    fig = _figure(5.4, 2.9)
     ax = fig.add_subplot()
     ax.plot(rates, losses, alpha=0.35, label="loss (per step)")
     ax.plot(rates[: len(smoothed)], smoothed, label="smoothed loss")

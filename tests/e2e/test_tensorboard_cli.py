@@ -44,6 +44,6 @@ def test_a_run_is_named_as_its_directory_shows_its_overrides_and_its_curves(tmp_
         "figures/curves",
     }
     (curves,) = events.Images("figures/curves")
-    assert (curves.step, curves.width, curves.height) == (metrics["epochs_run"], 460, 560)
-    assert Image.open(run_dir / "figures" / "curves.png").size == (460, 560)
+    assert (curves.step, curves.width, curves.height) == (metrics["epochs_run"], 540, 290)
+    assert Image.open(run_dir / "figures" / "curves.png").size == (540, 290)
     assert f"tensorboard --logdir {run_dir}" in result.stdout
