@@ -4,6 +4,7 @@ import functools
 
 import pytest
 import torch
+from google.protobuf import struct_pb2
 from helpers import make_trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -16,7 +17,7 @@ from trainer.errors import NonFiniteError
 
 def _events(run_dir):
     events = EventAccumulator(
-        str(run_dir / "tensorboard"),
+        str(run_dir),
         size_guidance={"scalars": 0, "images": 0, "tensors": 0, "histograms": 0},
     )
     events.Reload()
@@ -76,55 +77,46 @@ def test_per_step_loss_uses_the_optimizer_step_as_x_axis(tmp_path):
 def test_hparams_in_the_runs_own_file_with_final_metrics(tmp_path):
     _trainer, events = _run(tmp_path, max_epochs=3)
     content = events.PluginTagToContent("hparams")
-    assert set(content) == {
-        "_hparams_/experiment",
-        "_hparams_/session_start_info",
-        "_hparams_/session_end_info",
-    }
+    # no experiment summary: TensorBoard would take one run's columns for every run it lists
+    assert set(content) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
     start = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/session_start_info"]
     ).session_start_info
-    assert (
-        start.hparams["optimizer.lr"].number_value == 0.01
-        and start.hparams["dataset"].string_value == "moons"
-    )
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(
-        content["_hparams_/experiment"]
-    ).experiment
-    differs = {info.name: info.differs for info in experiment.hparam_infos}
-    assert differs == {
-        "dataset": False,
-        "optimizer.lr": True,
-        "trainer.batch_size": False,
-    }  # swept: listed first
-    metric_tags = {m.name.tag for m in experiment.metric_infos}
-    tested = ("loss", "accuracy", "precision_macro", "recall_macro", "f1_macro")
-    assert metric_tags == {"best/loss/val", "best/epoch", *(f"{m}/test" for m in tested)}
+    # without Hydra's files: what `varied` names; the constant settings stay out of the table
+    assert dict(start.hparams) == {"optimizer.lr": struct_pb2.Value(number_value=0.01)}
+    for tag in ("best/loss/val", "best/epoch", "loss/test", "accuracy/test"):  # the metrics
+        assert [e.step for e in events.Scalars(tag)] == [3], tag
     assert "hp_metric" not in events.Tags()["scalars"]
     files = list(tmp_path.rglob("events.out.tfevents*"))
-    assert {f.parent for f in files} == {
-        tmp_path / "tensorboard"
-    }  # one run: no timestamped sub-runs
+    assert {f.parent for f in files} == {tmp_path}  # one run, named as its directory
 
 
 def test_figures_and_text(tmp_path):
     _trainer, events = _run(tmp_path, TensorBoardLogger(figure_every_n_epochs=2), max_epochs=4)
     images = events.Tags()["images"]
-    assert {
+    assert set(images) == {
         "figures/decision_boundary",
         "figures/confusion_matrix_val",
         "figures/lr_schedule",
-    } <= set(images)
+        "figures/curves",
+    }
+    (curves,) = events.Images("figures/curves")  # once, at the end
+    assert (curves.step, curves.width, curves.height) == (4, 540, 290)
     assert [e.step for e in events.Images("figures/decision_boundary")] == [
         2,
         4,
         4,
     ]  # every 2 epochs and the end
     image = events.Images("figures/decision_boundary")[-1]
-    assert image.width > 300 and image.height > 300
+    assert (image.width, image.height) == (540, 290)  # landscape, for TensorBoard's box
     texts = {tag.split("/")[0] for tag in events.Tags()["tensors"]}
     assert texts == {"config", "model", "summary", "health"}
-    for name in ("decision_boundary.png", "confusion_matrix_val.png", "lr_schedule.png"):
+    for name in (
+        "decision_boundary.png",
+        "confusion_matrix_val.png",
+        "lr_schedule.png",
+        "curves.png",
+    ):
         assert (tmp_path / "figures" / name).stat().st_size > 5000
 
 
@@ -217,3 +209,23 @@ def test_per_step_rates_are_the_rates_each_step_trained_with(tmp_path):
     assert used.rates[:3] == pytest.approx([0.001, 0.00325, 0.0055])  # step 1 at the base rate
     recorded = trainer.callbacks["tensorboard"]._rates()[1]["default"]  # the schedule figure
     assert recorded == pytest.approx(used.rates, rel=1e-12)
+
+
+def test_a_resumed_run_from_before_the_move_keeps_its_events_in_one_place(tmp_path):
+    """Runs written before events moved into the run directory kept them in tensorboard/:
+    resuming one continues there, so TensorBoard still lists it once."""
+    _run(tmp_path, TensorBoardLogger(subdir="tensorboard", figures=False), max_epochs=2)
+    trainer, data = make_trainer(
+        tmp_path,
+        loggers={"tensorboard": TensorBoardLogger(figures=False)},
+        callbacks={"ckpt": ModelCheckpoint()},
+        resume=str(tmp_path),
+        max_epochs=3,
+    )
+    trainer.fit(data)
+    trainer.finish()
+    folders = {p.parent for p in tmp_path.rglob("events.out.tfevents*")}
+    assert folders == {tmp_path / "tensorboard"}
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/val")] == [1, 2, 3]

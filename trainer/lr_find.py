@@ -104,7 +104,7 @@ def run_lr_find(
     figures.save_png(figure, run_dir / "lr_find.png")
     from torch.utils.tensorboard import SummaryWriter
 
-    with SummaryWriter(str(run_dir / "tensorboard")) as writer:
+    with SummaryWriter(str(run_dir)) as writer:
         writer.add_image("lr_find/loss_vs_lr", figures.to_rgb(figure), 0, dataformats="HWC")
         for i, (r, v) in enumerate(zip(rates, curve)):
             if math.isfinite(v):

@@ -123,7 +123,7 @@ def end_summary(summary: dict[str, Any], run_dir: Path, writes_files: bool = Tru
             commands.append(
                 ("resume", f"python -m trainer trainer.resume={shlex.quote(str(run_dir))}")
             )
-        if (run_dir / "tensorboard").exists():
+        if any(run_dir.glob("events.out.tfevents.*")) or (run_dir / "tensorboard").exists():
             commands.append(("tensorboard", tensorboard_command(run_dir)))
     console.show(
         Panel(

@@ -45,7 +45,7 @@ def _wait_for_epoch(process, epoch, timeout=120):
 def _scalar_steps(run_dir, tag):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
     return [e.step for e in events.Scalars(tag)]
 

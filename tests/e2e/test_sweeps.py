@@ -118,16 +118,14 @@ def test_tensorboard_sees_one_run_per_job_with_its_hparams(basic_sweep):
     _, sweep_dir = basic_sweep
     for job in ("0_optimizer.lr=0.001", "1_optimizer.lr=0.01"):
         event_dirs = {p.parent for p in (sweep_dir / job).rglob("events.out.tfevents*")}
-        assert event_dirs == {sweep_dir / job / "tensorboard"}
-        events = EventAccumulator(
-            str(sweep_dir / job / "tensorboard"), size_guidance={"tensors": 0}
-        )
+        assert event_dirs == {sweep_dir / job}  # TensorBoard's run name: the job's name
+        events = EventAccumulator(str(sweep_dir / job), size_guidance={"tensors": 0})
         events.Reload()
         start = plugin_data_pb2.HParamsPluginData.FromString(
             events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
         ).session_start_info
         assert start.hparams["optimizer.lr"].number_value == float(job.split("=")[1])
-        assert start.hparams["optimizer"].string_value == "adamw"
+        assert sorted(start.hparams) == ["optimizer.lr"]  # trainer.max_epochs=4 is constant
 
 
 def test_the_time_column_is_each_jobs_wall_time(basic_sweep):

@@ -78,7 +78,7 @@ def test_health_report_in_terminal_metrics_and_tensorboard(tmp_path):
     metrics = metrics_of(result.dir)
     assert metrics["health"][0]["kind"] == "overfitting"
     assert "overfitting: val loss rose from" in " ".join(result.stdout.replace("│", " ").split())
-    events = EventAccumulator(str(result.dir / "tensorboard"), size_guidance={"tensors": 0})
+    events = EventAccumulator(str(result.dir), size_guidance={"tensors": 0})
     events.Reload()
     text = events.Tensors("health/text_summary")[0].tensor_proto.string_val[0].decode()
     assert "overfitting" in text

@@ -1,7 +1,8 @@
 """TensorBoard logging: scalars, hyper-parameters with final metrics, figures, text.
 
-Everything goes into the run's own event files under `<run dir>/tensorboard/`, so every run
-is exactly one entry in TensorBoard's run list, also in a sweep directory.
+Everything goes into the run's own event files in the run directory itself, so every run is
+exactly one entry in TensorBoard's run list, named as the run is: `tensorboard --logdir outputs`
+lists `sweeps/<date>/<time>/0_optimizer.lr=0.001` and `runs/<date>/<time>`.
 x axis: the epoch (1, 2, ...) for per-epoch scalars and figures; the optimizer step for the
 per-step scalars (`*_step`).
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Callback
+from .hparams import shown
 
 
 def _indent(text: str) -> str:
@@ -25,7 +27,8 @@ class TensorBoardLogger(Callback):
     """Writes per-epoch scalars (`loss/train`, `accuracy/val`, `lr`, `grad_norm`, `time/epoch_s`,
     `throughput/samples_per_s`), test metrics, the hyper-parameters with the run's final metrics
     (HParams tab), figures (decision boundary, confusion matrix or predicted vs. true, the
-    learning-rate schedule) and text (config, model summary, run summary, health report)."""
+    learning-rate schedule, the loss and main-metric curves) and text (config, model summary,
+    run summary, health report)."""
 
     def __init__(
         self,
@@ -35,7 +38,7 @@ class TensorBoardLogger(Callback):
         figures: bool = True,
         figure_every_n_epochs: int = 0,
         save_figures: bool = True,
-        subdir: str = "tensorboard",
+        subdir: str = "",
     ) -> None:
         self.log_every_n_steps = int(log_every_n_steps or 0)
         self.grad_norm_every_n_steps = int(grad_norm_every_n_steps or 0)
@@ -62,6 +65,9 @@ class TensorBoardLogger(Callback):
         state = run.state
         folder = Path(run.run_dir) / self.subdir
         resumed = state.global_step > 0 or state.epoch > 0
+        legacy = Path(run.run_dir) / "tensorboard"  # where runs before 2026-12 wrote theirs
+        if resumed and not self.subdir and any(legacy.glob("events.out.tfevents.*")):
+            folder = legacy  # a resumed old run stays one run in TensorBoard
         if resumed:  # events a killed run wrote after its checkpoint would be duplicates
             last_epoch = state.epoch if state.epoch_complete else state.epoch - 1
             drop_events_after(folder, last_epoch, state.global_step)
@@ -220,6 +226,9 @@ class TensorBoardLogger(Callback):
                 images = self._draw_figures(run, when) if self.figures else {}
                 images |= self._lr_figure(run) if self.figures else {}
                 files.submit(self._write_epoch, epoch, {}, {}, images)
+                if self.figures:  # drawn on the writer's thread, while the run winds down
+                    history = [dict(h) for h in run.record.history]
+                    files.submit(self._write_curves, Path(run.run_dir), history, summary, epoch)
             text = "\n".join(f"- {key}: {value}" for key, value in summary_rows(summary))
             files.submit(self._write_text, "summary", text, epoch)
             if summary.get("health"):
@@ -232,15 +241,29 @@ class TensorBoardLogger(Callback):
                 )
                 files.submit(self._write_text, "health", report, epoch)
             if summary["status"] != "interrupted":
-                hparams = run.config.hparams
-                files.submit(self._write_hparams, hparams, run.config.varied, summary)
+                hparams = shown(run.config.hparams, run.config.varied, Path(run.run_dir))
+                files.submit(self._write_hparams, hparams, summary)
         finally:
             files.submit(self._close)
+
+    def _write_curves(self, run_dir: Path, history: list, summary: dict, epoch: int) -> None:
+        """figures/curves.png and the image `figures/curves`: loss and the main metric."""
+        from .. import curve_figures, figures
+
+        fig = curve_figures.training_curves(history, summary)
+        if self.save_figures:
+            (run_dir / "figures").mkdir(parents=True, exist_ok=True)
+            figures.save_png(fig, run_dir / "figures" / "curves.png")
+        self.writer.add_image("figures/curves", figures.to_rgb(fig), epoch, dataformats="HWC")
 
     def _write_text(self, tag: str, text: str, step: int) -> None:
         self.writer.add_text(tag, text, step)
 
-    def _write_hparams(self, hparams: dict, varied: set[str], summary: dict) -> None:
+    def _write_hparams(self, hparams: dict, summary: dict) -> None:
+        """The run's session for the HParams tab: its shown settings and final metrics. No
+        experiment summary: TensorBoard takes the first one it finds for every run under
+        --logdir (a single run's columns would hide a sweep's); without one it builds the
+        columns from all the runs' settings, those that differ first."""
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
         metrics = {}
@@ -255,10 +278,9 @@ class TensorBoardLogger(Callback):
         clean = {
             k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()
         }
-        experiment, start, end = hparams_summary(clean, metrics)
-        _mark_varied(experiment, varied)  # TensorBoard lists (and shows by default) these first
+        _experiment, start, end = hparams_summary(clean, metrics)
         file_writer = self.writer.file_writer
-        for proto in (experiment, start, end):
+        for proto in (start, end):
             file_writer.add_summary(proto)
         step = summary.get("epochs_run") or 0
         # (the test metrics were written by on_test_end)
@@ -355,15 +377,3 @@ def _histograms(model) -> dict[str, np.ndarray]:
         if param.grad is not None:
             out[f"gradients/{name}"] = param.grad.detach().float().cpu().numpy()
     return out
-
-
-def _mark_varied(experiment, varied: set[str]) -> None:
-    """Flag the hyper-parameters a sweep varies in the experiment summary: TensorBoard sorts them
-    first (and a sweep's HParams table shows them by default), the rest by name."""
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
-    value = experiment.value[0]
-    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
-    for info in data.experiment.hparam_infos:
-        info.differs = info.name in varied
-    value.metadata.plugin_data.content = data.SerializeToString()
