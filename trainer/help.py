@@ -39,6 +39,9 @@ examples:
   python -m trainer -m optimizer.lr=1e-4,1e-3,1e-2         # a sweep: one run directory per value
   python -m trainer -m experiment=compare_optimizers        # SGD, SGD+momentum, Adam, AdamW
   python -m trainer mode=lr_find                            # learning-rate range test
+  python -m trainer.schedule scheduler=cosine               # draw a schedule, no training
+  python -m trainer model=custom model._target_=mymodels.Net # your own nn.Module
+  python -m trainer.runs                                    # every run and sweep, newest first
   python -m trainer trainer.resume=outputs/runs/<date>/<time>           # continue a run
   python -m trainer mode=test trainer.resume=outputs/runs/<date>/<time> # evaluate its checkpoint
   tensorboard --logdir outputs                              # compare every run

@@ -97,6 +97,10 @@ def train(
         raise
     if trainer.is_main_process:
         report.end_summary(summary, run_dir, trainer.writes_files)
+    if trainer.writes_files and "tensorboard" not in trainer.callbacks:  # (it draws its own)
+        from .curve_figures import write_run_curves
+
+        write_run_curves(run_dir, summary["history"], summary)
     return summary["best_val_metric"]
 
 

@@ -355,8 +355,13 @@ def summarize(sweep_dir: str | Path, show: bool = True) -> dict[str, Any]:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+    from .curve_figures import write_sweep_curves
+
+    figure = write_sweep_curves(sweep_dir)  # every job's validation curves, overlaid
     if show:
         print_summary(summary)
+        if figure is not None:
+            print(f"curves: {figure}")
     return summary
 
 
