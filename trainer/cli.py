@@ -183,6 +183,8 @@ def _record_failure(run_dir: Path, error: BaseException, in_sweep: bool) -> None
 # ---------------------------------------------------------------------- main
 def main() -> None:
     argv = sys.argv[1:]
+    if "" not in sys.path and os.getcwd() not in sys.path:  # the user's modules, as `python -m`
+        sys.path.insert(0, os.getcwd())
     if "--help" in argv or "-h" in argv:
         try:
             print(help_text())
