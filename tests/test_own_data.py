@@ -10,7 +10,8 @@ from trainer.data.augment import Augment
 from trainer.data.batches import TensorBatches
 from trainer.data.custom import from_dataset
 from trainer.data.image_folder import image_folder
-from trainer.data.loaders import DatasetData, LoaderDataModule
+from trainer.data.loaders import LoaderDataModule
+from trainer.data.loading import DatasetData
 from trainer.errors import UserError
 
 
@@ -182,3 +183,15 @@ def test_augmentation_is_a_seeded_crop_and_flip_of_each_image():
     crop = Augment((1, 3, 3), crop_padding=1)(x, 0, 1, 5).reshape(2, 3, 3)
     centre = x.reshape(2, 3, 3)[:, 1, 1]
     assert all(c in row.flatten().tolist() for c, row in zip(centre.tolist(), crop))
+
+
+def test_loader_options_are_checked_and_auto_follows_the_memory_limit():
+    from trainer.data.loading import LoaderOptions, choose_loader
+
+    with pytest.raises(UserError, match="dataset.loader='disk' is not one of: auto, memory, da"):
+        LoaderOptions("disk")
+    with pytest.raises(UserError, match=r"dataset.num_workers=-1 must be a whole number >= 0"):
+        LoaderOptions(num_workers=-1)
+    assert choose_loader(LoaderOptions(memory_limit_mb=1), 2**20) == "memory"
+    assert choose_loader(LoaderOptions(memory_limit_mb=1), 2**20 + 1) == "dataloader"
+    assert choose_loader(LoaderOptions("memory", memory_limit_mb=1), 2**30) == "memory"

@@ -89,7 +89,8 @@ def stored_choices(saved: DictConfig) -> dict[str, str]:
 def build_data(cfg: DictConfig):
     """Instantiate the data set and split / standardise it."""
     from .data import ArrayData, DataModule
-    from .data.loaders import DatasetData, LoaderDataModule
+    from .data.loaders import LoaderDataModule
+    from .data.loading import DatasetData
 
     source = instantiate(cfg.dataset, "dataset")
     data = cfg.data

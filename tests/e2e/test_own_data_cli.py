@@ -131,6 +131,16 @@ def test_arrays_npz_trains_and_mismatched_npy_lengths_name_both_files(tmp_path):
     )
     assert bad.returncode == 2
     assert unsaid(bad, "'x.npy' and 'y.npy' differ in length: x has 100 samples, y has 90") == []
+    predicted = run_cli(
+        ["mode=predict", f"trainer.resume={result.dir}", "predict.input=data.npz"],
+        tmp_path,
+        run_dir=tmp_path / "predict",
+    )
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    lines = (tmp_path / "predict" / "predictions.csv").read_text().splitlines()
+    assert lines[0] == "row,prediction,probability_0,probability_1"
+    assert [line.split(",")[0] for line in lines[1:]] == [str(i) for i in range(100)]
+    assert set(metrics_of(tmp_path / "predict")["score"]) == {"accuracy"}
 
 
 def _images(root, n=12):
@@ -161,6 +171,20 @@ def test_image_folder_trains_a_cnn_and_the_second_run_reads_the_decoded_cache(tm
     first_weights = _checkpoint(tmp_path / "first")["model"]
     for name, value in _checkpoint(tmp_path / "second")["model"].items():
         assert torch.equal(value, first_weights[name]), name
+    predicted = run_cli(
+        ["mode=predict", f"trainer.resume={tmp_path / 'second'}", "predict.input=images"],
+        tmp_path,
+        run_dir=tmp_path / "predict",
+    )
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    lines = (tmp_path / "predict" / "predictions.csv").read_text().splitlines()
+    assert lines[0] == "file,prediction,probability_cat,probability_dog"
+    names = sorted(
+        f"{c}/{i}.{'png' if i % 2 else 'jpg'}" for c in ("cat", "dog") for i in range(12)
+    )
+    assert [line.split(",")[0] for line in lines[1:]] == names
+    assert {line.split(",")[1] for line in lines[1:]} <= {"cat", "dog"}
+    assert unsaid(predicted, "vs. 'class folder'  accuracy") == []
 
 
 def test_image_folder_errors_name_the_folder_and_the_file(tmp_path):
@@ -265,3 +289,24 @@ def test_ddp_with_a_custom_dataset_reads_each_ranks_own_shard(user_dir):
     )
     for name in single_w:
         torch.testing.assert_close(both[name], single_w[name], rtol=1e-4, atol=1e-6)
+
+
+def test_bench_dataloader_quick_mode_prints_the_table_and_writes_json(tmp_path):
+    import json
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_dataloader.py"
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick", "--json", str(out)],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [
+        line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("| ")
+    ]
+    paths = ["in memory", "dataloader, 0 workers", "dataloader, 2 workers", "hand DataLoader"]
+    assert rows == ["path", *paths]
+    saved = json.loads(out.read_text())
+    assert list(saved["median"]) == paths
+    assert [len(saved["samples_per_s"][p]) for p in paths] == [2, 2, 2, 2]
+    assert "| in memory |" in result.stdout and "| 1.00x |" in result.stdout

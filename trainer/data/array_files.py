@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import UserError
 from .arrays import ArrayData
 from .custom import class_info, infer_task, sample_shape
-from .loading import LoaderOptions, choose_loader
+from .loading import ArrayRows, DatasetData, LoaderOptions, choose_loader
 
 _L = LoaderOptions  # the one place the loader options' defaults live
 
@@ -141,8 +141,6 @@ def load_arrays(
     label = name or file.stem
     nbytes = len(x) * int(np.prod(shape)) * 4
     if choose_loader(options, nbytes) == "dataloader":
-        from .loaders import ArrayRows, DatasetData
-
         return DatasetData(
             parts={"train": ArrayRows(x, y, shape)},
             targets=np.asarray(y),

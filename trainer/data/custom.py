@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import UserError
 from .arrays import ArrayData
-from .loading import LoaderOptions, choose_loader
+from .loading import DatasetData, LoaderOptions, choose_loader
 
 _L = LoaderOptions  # the one place the loader options' defaults live
 TASKS = ("auto", "classification", "binary", "multiclass", "regression")
@@ -214,8 +214,6 @@ def from_dataset(
     name = name or _name(dataset)
     splits = _given_splits(sizes)
     if choose_loader(options, total * int(np.prod(shape)) * 4) == "dataloader":
-        from .loaders import DatasetData
-
         return DatasetData(
             parts=given,
             targets=all_targets,

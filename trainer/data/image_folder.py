@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import UserError
 from .arrays import ArrayData
-from .loading import LoaderOptions, choose_loader
+from .loading import ArrayRows, DatasetData, LoaderOptions, choose_loader
 
 log = logging.getLogger("trainer")
 _L = LoaderOptions
@@ -203,8 +203,6 @@ def image_folder(
     task = "binary" if len(classes) == 2 else "multiclass"
     augment = {"crop_padding": crop_padding, "flip": flip} if crop_padding or flip else None
     if choose_loader(options, images.size * 4) == "dataloader":
-        from .loaders import ArrayRows, DatasetData
-
         return DatasetData(
             parts={"train": ArrayRows(images, labels, shape)},
             targets=labels,

@@ -4,7 +4,10 @@ automatic: in memory when the data fits in `memory_limit_mb`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from ..errors import UserError
 
@@ -67,3 +70,50 @@ def choose_loader(options: LoaderOptions, nbytes: int) -> str:
     if options.loader != "auto":
         return options.loader
     return "memory" if nbytes <= options.memory_limit_mb * 2**20 else "dataloader"
+
+
+class ArrayRows:
+    """Rows of (possibly memory-mapped) arrays as a map-style Dataset of (input, target)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, shape: tuple[int, ...]) -> None:
+        self.x, self.y, self.shape = x, y, shape
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int):
+        return np.array(self.x[index], dtype=np.float32), self.y[index]  # a copy: mmap is read-only
+
+
+@dataclass
+class DatasetData:
+    """A data set the DataLoader path reads: datasets (train, and val / test when given),
+    every target in memory (in that order), and what the model needs to know."""
+
+    parts: dict[str, Any]
+    targets: np.ndarray
+    task: str
+    name: str
+    input_shape: tuple[int, ...]
+    class_names: list[str] | None
+    splits: dict | None
+    options: LoaderOptions
+    augment: dict | None = None
+    items: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        parts = list(self.parts.values())
+        from torch.utils.data import ConcatDataset
+
+        self.items = parts[0] if len(parts) == 1 else ConcatDataset(parts)
+        self.targets = np.asarray(self.targets)
+        if self.task == "regression":
+            self.targets = self.targets.astype(np.float32)
+        else:
+            self.targets = self.targets.astype(np.int64)
+        if len(self.targets) < 10:
+            raise UserError(
+                f"dataset '{self.name}' has {len(self.targets)} samples; at least 10 are "
+                "needed to split it into train, validation and test sets.",
+                key="dataset",
+            )
