@@ -135,7 +135,8 @@ def predict_csv(cfg: DictConfig, run_dir: Path, settings, overrides: list[str]) 
     dataset = saved.get("dataset") or {}
     data_state = state["data"]
     source = Path(settings.input).expanduser()
-    if source.is_dir() or source.suffix.lower() in (".npz", ".npy"):
+    images = source.is_dir() and len(data_state["input_shape"]) == 3  # (a table model: CSV)
+    if images or source.suffix.lower() in (".npz", ".npy"):
         from .data.inputs import read_inputs
 
         table = read_inputs(source, data_state, dataset)  # images or arrays: rows named

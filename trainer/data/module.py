@@ -8,7 +8,6 @@ import numpy as np
 
 from ..errors import UserError
 from .arrays import ArrayData
-from .loading import LoaderOptions
 from .splits import Standardizer, given_split_indices, split_indices
 
 SPLITS = ("train", "val", "test")
@@ -83,8 +82,8 @@ class DataModule:
             sizes={k: len(v) for k, v in self.indices.items()},
             columns=list(source.columns),
         )
-        options = source.loading or LoaderOptions()
-        self.spec.loading = options.describe("memory", source.features.nbytes)
+        if source.loading is not None:  # a source with the dataset.loader options: say why
+            self.spec.loading = source.loading.describe("memory", source.features.nbytes)
         self.augment = None
         if source.augment and source.image_shape:
             from .augment import Augment
