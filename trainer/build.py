@@ -92,15 +92,26 @@ def stored_choices(saved: DictConfig) -> dict[str, str]:
 def build_data(cfg: DictConfig):
     """Instantiate the data set and split / standardise it."""
     from .data import ArrayData, DataModule
+    from .data.loaders import LoaderDataModule
+    from .data.loading import DatasetData
 
     source = instantiate(cfg.dataset, "dataset")
+    data = cfg.data
+    if isinstance(source, DatasetData):  # too large for memory: read through a DataLoader
+        return LoaderDataModule(
+            source,
+            split=tuple(data.split),
+            seed=data.seed,
+            standardize=data.standardize,
+            standardize_targets=data.standardize_targets,
+        )
     if not isinstance(source, ArrayData):
         raise UserError(
             f"dataset._target_={cfg.dataset._target_} returned {type(source).__name__}; a dataset "
-            "config must build trainer.data.ArrayData.",
+            "config must build trainer.data.ArrayData (or use dataset=custom for a torch "
+            "Dataset).",
             key="dataset._target_",
         )
-    data = cfg.data
     return DataModule(
         source,
         split=tuple(data.split),

@@ -1,5 +1,5 @@
-"""mode=predict: predict the rows of a CSV file with a trained model and the preprocessing saved
-in its checkpoint.
+"""mode=predict: predict the rows of a CSV file (or the images of a folder, or the rows of a
+.npz / .npy array) with a trained model and the preprocessing saved in its checkpoint.
 
 Columns are matched by name (never by position); extra columns are copied to the output.
 Categories match whatever their case and surrounding spaces; one not seen in training is an
@@ -32,7 +32,9 @@ def _check_settings(settings) -> Path | None:
 
     if not settings.input:
         raise UserError(
-            "mode=predict needs predict.input=<file.csv>: the rows to predict.", key="predict.input"
+            "mode=predict needs predict.input=<file>: the rows to predict (a CSV file for "
+            "tables, a folder of images for image models, a .npz / .npy file for arrays).",
+            key="predict.input",
         )
     if settings.unknown_category not in UNKNOWN_CATEGORY:
         raise UserError(
@@ -124,7 +126,6 @@ def _features(table, data_state: dict, settings, source: str):
 def predict_csv(cfg: DictConfig, run_dir: Path, settings, overrides: list[str]) -> None:
     """Predict every row of predict.input; write the rows with their predictions."""
     from .data.module import DataSpec, Preprocessing
-    from .data.table import read_table
     from .devices import resolve_device
     from .evaluation import model_outputs
 
@@ -132,17 +133,19 @@ def predict_csv(cfg: DictConfig, run_dir: Path, settings, overrides: list[str]) 
     path, state, saved = load_stored_run(cfg, "predict", overrides)
     out_path = _check_settings(settings) or run_dir / "predictions.csv"
     dataset = saved.get("dataset") or {}
-    table = read_table(
-        settings.input,
-        dataset.get("delimiter", ","),
-        key="predict.input",
-        encoding=dataset.get("encoding", "utf-8"),
-    )
-    if not table.rows:
-        raise UserError(f"predict.input: '{settings.input}' has no data rows.", key="predict.input")
     data_state = state["data"]
+    source = Path(settings.input).expanduser()
+    images = source.is_dir() and len(data_state["input_shape"]) == 3  # (a table model: CSV)
+    if images or source.suffix.lower() in (".npz", ".npy"):
+        from .data.inputs import read_inputs
+
+        table = read_inputs(source, data_state, dataset)  # images or arrays: rows named
+        raw, unknown, truth = table.features, {}, table.truth
+    else:
+        table = _read_csv(settings, dataset)
+        raw, unknown = _features(table, data_state, settings, f"'{settings.input}'")
+        truth = None
     preprocessing = Preprocessing(data_state)
-    raw, unknown = _features(table, data_state, settings, f"'{settings.input}'")
     x = preprocessing.features(raw)
 
     spec = DataSpec(
@@ -204,20 +207,38 @@ def predict_csv(cfg: DictConfig, run_dir: Path, settings, overrides: list[str]) 
             f"(predict.unknown_category=missing): {_unknown_text(unknown)}."
         )
     target = (spec.target_names or ["target"])[0]  # the column that may hold the answers
-    if spec.task == "multilabel" and set(spec.target_names) <= set(table.header):
+    if spec.task == "multilabel" and truth is None and set(spec.target_names) <= set(table.header):
         score = _label_score(table, predictions, spec.class_names)  # the file has the answers
         if score:
             result["score"] = score
             shown = ", ".join(f"{k} {v:.4g}" for k, v in score.items() if "/" not in k)
             result_rows.append(("vs. the labels", shown))
-    elif target in table.header:  # the file has the answers: say how good the predictions are
-        score = _score(table.column(target), predictions, spec)
-        if score:
+    else:
+        if truth is not None:  # an image's class folder, a y array
+            target = "class folder" if source.is_dir() else "y"
+        elif target in table.header:
+            truth = table.column(target)
+        score = _score(truth, predictions, spec) if truth is not None else None
+        if score:  # the input has the answers: say how good the predictions are
             result["score"] = score
             scores = ", ".join(f"{k} {v:.4g}" for k, v in score.items())
             result_rows.append((f"vs. '{target}'", scores))
     write_json(result, run_dir / "metrics.json")
     report.key_values("predict", result_rows)
+
+
+def _read_csv(settings, dataset):
+    from .data.table import read_table
+
+    table = read_table(
+        settings.input,
+        dataset.get("delimiter", ","),
+        key="predict.input",
+        encoding=dataset.get("encoding", "utf-8"),
+    )
+    if not table.rows:
+        raise UserError(f"predict.input: '{settings.input}' has no data rows.", key="predict.input")
+    return table
 
 
 def _regression_columns(

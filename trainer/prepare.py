@@ -78,10 +78,13 @@ def place(
     unwrapped = model.to(device)
     loss_fn.to(device)
     wrapped = dist.wrap(unwrapped, device)
-    tensors = {  # moved to the device once
-        name: (torch.as_tensor(x).to(device), head.targets(y).to(device))
-        for name, (x, y) in data.arrays.items()
-    }
+    if getattr(data, "streams", False):  # the DataLoader path: read batch by batch
+        tensors = data.splits_on(device, head.targets)
+    else:
+        tensors = {  # moved to the device once
+            name: (torch.as_tensor(x).to(device), head.targets(y).to(device))
+            for name, (x, y) in data.arrays.items()
+        }
     norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
     batch_norm = any(isinstance(module, norms) for module in unwrapped.modules())
     if batch_norm and s.batch_size < 2 * dist.world_size:
@@ -92,7 +95,9 @@ def place(
             key="trainer.batch_size",
         )
     min_per_rank = 2 if batch_norm else 1  # a last batch of one sample is left out of the epoch
-    batches = training_batches(*tensors["train"], s, dist.rank, dist.world_size, min_per_rank)
+    batches = training_batches(
+        tensors["train"], s, dist.rank, dist.world_size, min_per_rank, data.augment
+    )
     steps_per_epoch = -(-len(batches) // s.accumulate_grad_batches)
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         optimizer = build_optimizer(

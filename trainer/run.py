@@ -151,6 +151,7 @@ def start_rows(
             f"{choices.get('dataset', spec.name)}: {sizes['train']} train / {sizes['val']} val / "
             f"{sizes['test']} test, input {shape}, {kind}",
         ),
+        ("loading", getattr(spec, "loading", "in memory")),
         (
             "model",
             f"{choices.get('model', 'custom')} ({type(state.model).__name__}): {total:,} parameters",

@@ -16,7 +16,9 @@ def _readme_example() -> tuple[str, list[str]]:
     text = (ROOT / "README.md").read_text()
     section = text[text.index("### Callbacks") : text.index("### Early stopping")]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    command = re.search(r"```bash\npython -m trainer ('\+callbacks\.stop_at.*?)\n```", section).group(1)
+    command = re.search(
+        r"```bash\npython -m trainer ('\+callbacks\.stop_at.*?)\n```", section
+    ).group(1)
     return code, shlex.split(command)
 
 

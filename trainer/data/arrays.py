@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,12 @@ class ArrayData:
     target_names: list[str] | None = None
     image_shape: tuple[int, ...] | None = None  # features are images flattened in this shape
     columns: list[dict] = field(default_factory=list)  # CSV: raw column -> feature encoding
+    input_shape: tuple[int, ...] | None = (
+        None  # what the model sees; null: image_shape or (n_features,)
+    )
+    splits: dict[str, Any] | None = None  # given train/val/test indices (None: held out of train)
+    loading: Any = None  # LoaderOptions of a source that has them (loading.py)
+    augment: dict | None = None  # train-only batch augmentation (augment.py), for images
 
     def __post_init__(self) -> None:
         self.features = np.asarray(self.features, dtype=np.float32)

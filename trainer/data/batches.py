@@ -36,8 +36,10 @@ class TensorBatches:
         world_size: int = 1,
         limit: int | None = None,
         min_per_rank: int = 1,
+        augment=None,
     ) -> None:
         self.x, self.y = x, y
+        self.augment = augment  # augment.Augment: train-only, on the device, per batch
         self.batch_size = int(batch_size)
         self.shuffle, self.seed = shuffle, seed
         self.rank, self.world_size = rank, world_size
@@ -73,10 +75,13 @@ class TensorBatches:
                     lo + (self.rank + 1) * size // self.world_size,
                 )
             if order is None:
-                yield self.x[lo:hi], self.y[lo:hi]
+                x, y = self.x[lo:hi], self.y[lo:hi]
             else:
                 idx = order[lo:hi]
-                yield self.x.index_select(0, idx), self.y.index_select(0, idx)
+                x, y = self.x.index_select(0, idx), self.y.index_select(0, idx)
+            if self.augment is not None:
+                x = self.augment(x, self.seed, epoch, b * self.world_size + self.rank)
+            yield x, y
 
 
 class EvalBatches:
@@ -110,35 +115,42 @@ class EvalBatches:
             )
 
 
+def _batches(split, cls, method: str):
+    """A batches class for a split: in-memory (x, y) tensors, or a LoaderSplit (loaders.py)."""
+    if isinstance(split, tuple):
+        return lambda *args, **kwargs: cls(*split, *args, **kwargs)
+    return getattr(split, method)
+
+
 def training_batches(
-    x: torch.Tensor,
-    y: torch.Tensor,
+    split,
     settings: TrainerSettings,
     rank: int = 0,
     world_size: int = 1,
     min_per_rank: int = 1,
-) -> TensorBatches:
+    augment=None,
+):
     """The training batches a run's settings ask for (TrainerSettings: batch size, seed,
-    overfit_batches, fast_dev_run, limit_train_batches); each rank's share of a batch holds
-    at least `min_per_rank` samples (2 for BatchNorm)."""
+    overfit_batches, fast_dev_run, limit_train_batches) over `split` ((x, y) tensors, or a
+    LoaderSplit); each rank's share of a batch holds at least `min_per_rank` samples (2 for
+    BatchNorm)."""
+    make = _batches(split, TensorBatches, "train_batches")
     if settings.overfit_batches:  # the same first N batches every epoch, no shuffle
-        return TensorBatches(
-            x,
-            y,
+        return make(
             settings.batch_size,
             shuffle=False,
             rank=rank,
             world_size=world_size,
             limit=settings.overfit_batches,
+            augment=augment,
         )
-    batches = TensorBatches(
-        x,
-        y,
+    batches = make(
         settings.batch_size,
         seed=settings.seed,
         rank=rank,
         world_size=world_size,
         min_per_rank=min_per_rank,
+        augment=augment,
     )
     limit = (
         1
@@ -151,19 +163,23 @@ def training_batches(
 
 
 def evaluation_batches(
-    tensors: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    tensors: dict,
     split: str,
     settings: TrainerSettings,
     rank: int = 0,
     world_size: int = 1,
-) -> EvalBatches:
+):
     """A split's evaluation batches; with overfit_batches, validation uses the training batches."""
-    x, y = tensors[split]
+    data = tensors[split]
+    count = None
     if settings.overfit_batches and split == "val":
-        x, y = tensors["train"]
-        n = min(len(x), settings.overfit_batches * settings.batch_size)
-        x, y = x[:n], y[:n]
-    batches = EvalBatches(x, y, settings.eval_batch_size, rank=rank, world_size=world_size)
+        data = tensors["train"]
+        count = settings.overfit_batches * settings.batch_size
+        if isinstance(data, tuple):
+            data, count = (data[0][:count], data[1][:count]), None
+    make = _batches(data, EvalBatches, "eval_batches")
+    extra = {} if count is None else {"count": count}
+    batches = make(settings.eval_batch_size, rank=rank, world_size=world_size, **extra)
     if settings.overfit_batches and split == "val":
         return batches
     limit = (

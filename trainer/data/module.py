@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import UserError
 from .arrays import ArrayData
-from .splits import Standardizer, split_indices
+from .splits import Standardizer, given_split_indices, split_indices
 
 SPLITS = ("train", "val", "test")
 
@@ -27,6 +27,7 @@ class DataSpec:
     target_names: list[str] | None
     sizes: dict[str, int] = field(default_factory=dict)
     columns: list[dict] = field(default_factory=list)
+    loading: str = "in memory, batches indexed on the device"  # for the start panel
 
 
 class DataModule:
@@ -48,7 +49,10 @@ class DataModule:
         source.check_usable()
         self.source = source
         stratify = source.targets if source.task in ("binary", "multiclass") else None
-        indices = split_indices(len(source.features), split, seed, stratify)
+        if source.splits is not None:
+            indices = given_split_indices(source.splits, split, seed, stratify)
+        else:
+            indices = split_indices(len(source.features), split, seed, stratify)
         self.indices = dict(zip(SPLITS, indices))
         train = self.indices["train"]
         self.feature_scaler = Standardizer.fit(
@@ -68,9 +72,8 @@ class DataModule:
         self.spec = DataSpec(
             name=source.name,
             task=source.task,
-            input_shape=tuple(source.image_shape)
-            if source.image_shape
-            else (source.features.shape[1],),
+            input_shape=tuple(source.input_shape or source.image_shape or ())
+            or (source.features.shape[1],),
             num_classes=source.num_classes,
             num_targets=1
             if source.task in ("binary", "multiclass")
@@ -81,6 +84,14 @@ class DataModule:
             sizes={k: len(v) for k, v in self.indices.items()},
             columns=list(source.columns),
         )
+        if source.loading is not None:  # a source with the dataset.loader options: say why
+            self.spec.loading = source.loading.describe("memory", source.features.nbytes)
+        self.augment = None
+        if source.augment and source.image_shape:
+            from .augment import Augment
+
+            self.augment = Augment(source.image_shape, **source.augment)
+            self.spec.loading += f"; augmentation: {self.augment.describe()}"
 
     def class_counts(self) -> np.ndarray | None:
         if self.spec.task == "regression":

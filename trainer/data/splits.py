@@ -55,6 +55,48 @@ def split_indices(
     return tuple(rng.permutation(np.concatenate(p)) for p in parts)  # type: ignore[return-value]
 
 
+def given_split_indices(
+    given: dict, fractions: Sequence[float], seed: int, stratify: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Splits the user gave (index arrays; None for one not given, which is held out of the
+    train indices at its share of `fractions`, stratified like `split_indices`)."""
+    train = np.asarray(given["train"])
+    out = {"train": train}
+    for position, name in ((1, "val"), (2, "test")):
+        if given.get(name) is not None:
+            out[name] = np.asarray(given[name])
+            continue
+        share = fractions[position] / (fractions[0] + fractions[position])
+        labels = None if stratify is None else stratify[train]
+        keep, held = _two_way(len(train), share, seed + position, labels, name)
+        out[name], train = train[held], train[keep]
+        out["train"] = train
+    return out["train"], out["val"], out["test"]
+
+
+def _two_way(
+    n: int, share: float, seed: int, labels: np.ndarray | None, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    n_held = int(round(share * n))
+    if n_held < 1 or n - n_held < 1:
+        raise UserError(
+            f"the {name} split, held out of the {n} training samples at {share:.0%}, would "
+            f"be empty; give dataset.{name} or more data.",
+            key=f"dataset.{name}",
+        )
+    rng = np.random.RandomState(seed)
+    if labels is None:
+        order = rng.permutation(n)
+        return order[n_held:], order[:n_held]
+    classes, inverse = np.unique(labels, return_inverse=True)
+    members = [rng.permutation(np.flatnonzero(inverse == c)) for c in range(len(classes))]
+    sizes = np.array([len(m) for m in members])
+    counts = _largest_remainder(sizes * share, n_held, sizes)
+    held = np.concatenate([m[:c] for m, c in zip(members, counts)])
+    keep = np.concatenate([m[c:] for m, c in zip(members, counts)])
+    return rng.permutation(keep), rng.permutation(held)
+
+
 class Standardizer:
     """Per-column (x - mean) / std with statistics from the rows it was fitted on.
 
