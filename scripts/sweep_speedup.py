@@ -7,7 +7,10 @@ Runs `python -m trainer -m optimizer.lr=<6 values> ...` once with Hydra's basic 
 (one job after the other, in one process) and once with `hydra/launcher=joblib` (jobs in
 parallel worker processes, each limited to cores / jobs torch threads), checks that both
 sweeps produce the same ranking, and prints the wall times and the speed-up as a markdown
-table. Needs the sweeps extra: pip install -e ".[sweeps]".
+table. It also runs a 1-job sweep to measure the per-job overhead of the sequential sweep: the
+wall time beyond each job's own run (its metrics.json `wall_time_s`) for the jobs after the
+first, ((T6 - sum of 6 runs) - (T1 - its run)) / 5. Needs the sweeps extra:
+pip install -e ".[sweeps]".
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ from pathlib import Path
 RATES = "1e-4,3e-4,1e-3,3e-3,1e-2,3e-2"
 
 
-def run_sweep(launcher: str | None, epochs: int, sweep_dir: Path) -> float:
+def run_sweep(launcher: str | None, epochs: int, sweep_dir: Path, rates: str = RATES) -> float:
     command = [
         sys.executable,
         "-m",
         "trainer",
         "-m",
-        f"optimizer.lr={RATES}",
+        f"optimizer.lr={rates}",
         f"trainer.max_epochs={epochs}",
         "callbacks.early_stopping.patience=100000",
         f"hydra.sweep.dir={sweep_dir}",
@@ -47,6 +50,12 @@ def run_sweep(launcher: str | None, epochs: int, sweep_dir: Path) -> float:
     return elapsed
 
 
+def own_time(sweep_dir: Path) -> float:
+    """The jobs' own run time (Trainer set-up to the final summary), summed."""
+    files = sorted(sweep_dir.glob("*/metrics.json"))
+    return sum(json.loads(f.read_text())["wall_time_s"] for f in files)
+
+
 def ranking(sweep_dir: Path) -> list[tuple[str, float]]:
     summary = json.loads((sweep_dir / "summary.json").read_text())
     return [(row["job"], round(row["best"], 6)) for row in summary["runs"]]
@@ -61,15 +70,26 @@ def main() -> None:
     args = parser.parse_args()
     epochs = 10 if args.quick else args.epochs
     with tempfile.TemporaryDirectory() as tmp:
-        sequential = run_sweep(None, epochs, Path(tmp) / "basic")
-        parallel = run_sweep("joblib", epochs, Path(tmp) / "joblib")
-        same = ranking(Path(tmp) / "basic") == ranking(Path(tmp) / "joblib")
+        tmp = Path(tmp)
+        single = run_sweep(None, epochs, tmp / "one", rates=RATES.split(",")[0])
+        sequential = run_sweep(None, epochs, tmp / "basic")
+        parallel = run_sweep("joblib", epochs, tmp / "joblib")
+        same = ranking(tmp / "basic") == ranking(tmp / "joblib")
+        jobs = len(RATES.split(","))
+        overhead = ((sequential - own_time(tmp / "basic")) - (single - own_time(tmp / "one"))) / (
+            jobs - 1
+        )
     cores = os.cpu_count()
-    print(f"| 6-job sweep, moons MLP, {epochs} epochs each, {cores} cores | wall time |")
+    workers = min(jobs, cores or 1)  # joblib's n_jobs=-1: one worker per core
+    threads = max(1, (cores or 1) // workers)
+    print(f"| {jobs}-job sweep, moons MLP, {epochs} epochs each, {cores} cores | wall time |")
     print("|---|---:|")
     print(f"| sequential (basic launcher) | {sequential:.1f} s |")
-    print(f"| parallel (hydra/launcher=joblib, {cores} workers x 1 thread) | {parallel:.1f} s |")
+    print(
+        f"| parallel (hydra/launcher=joblib, {workers} workers x {threads} thread) | {parallel:.1f} s |"
+    )
     print(f"| speed-up | {sequential / parallel:.2f}x |")
+    print(f"| sequential: overhead per job after the first | {overhead:.2f} s |")
     print(f"\nsame ranking and metrics in both sweeps: {same}")
     if not same:
         sys.exit(1)

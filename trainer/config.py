@@ -66,6 +66,7 @@ RANGES = {
     "callbacks.early_stopping.min_delta": _NON_NEGATIVE,
     "callbacks.model_checkpoint.save_top_k": _NON_NEGATIVE,
     "callbacks.model_checkpoint.every_n_epochs": _POSITIVE,
+    "callbacks.model_checkpoint.every_n_seconds": _NON_NEGATIVE,
 }
 TARGET_GROUPS = ("dataset", "model", "loss", "optimizer", "scheduler")
 

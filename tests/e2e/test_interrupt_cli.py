@@ -17,6 +17,7 @@ LONG = [
     "callbacks.early_stopping.patience=100000",
     "dataset.n_samples=3000",
     "logger.figures=false",
+    "callbacks.model_checkpoint.every_n_seconds=0",  # last.pt after every epoch (default: 5 s budget)
 ]
 
 
