@@ -74,3 +74,12 @@ def test_an_unknown_setting_of_the_python_api_names_the_valid_ones():
     with pytest.raises(UserError, match=r"trainer.max_epoch is not a setting .* max_epochs"):
         Trainer(None, None, None, max_epoch=3)
     assert [f.name for f in fields(TrainerSettings)][:2] == ["max_epochs", "batch_size"]
+
+
+def test_max_epochs_none_takes_at_least_50_epochs_and_min_steps_steps():
+    settings = TrainerSettings(min_steps=3000)
+    assert [settings.auto_epochs(n) for n in (4, 22, 40, 60, 1000)] == [750, 137, 75, 50, 50]
+    with pytest.raises(
+        UserError, match=r"trainer.max_epochs=0 must be a positive whole number, or null"
+    ):
+        TrainerSettings.from_keywords(max_epochs=0)

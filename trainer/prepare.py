@@ -99,6 +99,8 @@ def place(
         tensors["train"], s, dist.rank, dist.world_size, min_per_rank, data.augment
     )
     steps_per_epoch = -(-len(batches) // s.accumulate_grad_batches)
+    if s.max_epochs is None:  # (the settings object is the Trainer's: everything reads this)
+        s.max_epochs = s.auto_epochs(steps_per_epoch)
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         optimizer = build_optimizer(
             optimizer, unwrapped, device, param_groups.decay_bias_and_norm, param_groups.module_lr

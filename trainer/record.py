@@ -20,10 +20,14 @@ SUMMARY_EVERY_S = 2.0  # metrics.json is rewritten at most this often while trai
 class RunRecord:
     """What happened in a run. `summary()` is metrics.json; `progress()` goes into checkpoints."""
 
+    @property
+    def max_epochs(self) -> int | None:
+        return self._settings.max_epochs
+
     def __init__(self, run_dir: Path, settings: TrainerSettings) -> None:
         self.run_dir = Path(run_dir)
         self.best = BestEpoch(settings.monitor, settings.mode)
-        self.max_epochs = settings.max_epochs
+        self._settings = settings  # max_epochs may be None until the steps per epoch are known
         self.status = "created"
         self.stop_reason: str | None = None
         self.should_stop = False  # a callback asked to stop after this epoch

@@ -129,6 +129,7 @@ def start_rows(
     trainer, data, cfg: DictConfig, choices: dict[str, str], run_dir: Path
 ) -> list[tuple[str, str]]:
     from .models import summarize
+    from .settings import AUTO_MIN_EPOCHS
 
     spec = data.spec
     sizes = spec.sizes
@@ -164,8 +165,14 @@ def start_rows(
         ("scheduler", schedule),
         (
             "training",
-            f"{settings.max_epochs} epochs x {state.steps_per_epoch} steps, "
-            f"batch {settings.batch_size}"
+            f"{settings.max_epochs} epochs x {state.steps_per_epoch} steps"
+            + (
+                f" (max_epochs auto: at least {AUTO_MIN_EPOCHS} and trainer.min_steps="
+                f"{settings.min_steps} optimizer steps)"
+                if cfg.trainer.get("max_epochs", 0) is None
+                else ""
+            )
+            + f", batch {settings.batch_size}"
             + (
                 f" x {settings.accumulate_grad_batches} accumulated"
                 if settings.accumulate_grad_batches > 1

@@ -93,7 +93,7 @@ def _steps_per_epoch(settings, data, model) -> tuple[int, str]:
     norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
     batch_norm = any(isinstance(module, norms) for module in model.modules())
     batches = training_batches(
-        torch.as_tensor(x), torch.as_tensor(y), settings, min_per_rank=2 if batch_norm else 1
+        (torch.as_tensor(x), torch.as_tensor(y)), settings, min_per_rank=2 if batch_norm else 1
     )
     accumulate = settings.accumulate_grad_batches
     steps = -(-len(batches) // accumulate)
@@ -120,6 +120,8 @@ def simulate(cfg, choices: dict[str, str], settings, steps_per_epoch: int | None
     groups = cfg.param_groups
     from omegaconf import OmegaConf
 
+    from .settings import TrainerSettings
+
     module_lr = OmegaConf.to_container(groups.module_lr) if groups.module_lr else {}
     optimizer = build_optimizer(
         instantiate(cfg.optimizer, "optimizer"),
@@ -130,6 +132,9 @@ def simulate(cfg, choices: dict[str, str], settings, steps_per_epoch: int | None
     )
     factory, interval = build_scheduler(cfg)
     schedule = None
+    if cfg.trainer.max_epochs is None:  # as a run resolves it, from the steps per epoch
+        auto = TrainerSettings(min_steps=cfg.trainer.min_steps).auto_epochs(steps_per_epoch)
+        cfg.trainer.max_epochs = auto
     max_epochs = int(cfg.trainer.max_epochs)
     if factory is not None:
         schedule = build_schedule(factory, optimizer, interval, steps_per_epoch, max_epochs)

@@ -14,8 +14,9 @@ from typing import Any
 from .errors import UserError, did_you_mean
 
 DEFAULT_SPLIT = (0.7, 0.15, 0.15)
+AUTO_MIN_EPOCHS = 50  # max_epochs=None trains at least this many epochs (and min_steps steps)
 POSITIVE_TRAINER_KEYS = (
-    "max_epochs",
+    "min_steps",
     "batch_size",
     "eval_batch_size",
     "accumulate_grad_batches",
@@ -33,7 +34,8 @@ class GradClip:
 class TrainerSettings:
     """The training loop's settings (conf/trainer/default.yaml)."""
 
-    max_epochs: int = 50
+    max_epochs: int | None = None  # None: auto_epochs() (enough for min_steps optimizer steps)
+    min_steps: int = 3000
     batch_size: int = 32
     eval_batch_size: int = 1024
     device: str = "auto"
@@ -77,8 +79,23 @@ class TrainerSettings:
         settings.check()
         return settings
 
+    def auto_epochs(self, steps_per_epoch: int) -> int:
+        """max_epochs=None: at least AUTO_MIN_EPOCHS epochs and at least min_steps optimizer
+        steps, so that a small data set (iris: 4 steps an epoch) trains to convergence as a
+        larger one does; early stopping still ends the run when validation stops improving."""
+        return max(AUTO_MIN_EPOCHS, -(-self.min_steps // max(1, steps_per_epoch)))
+
     def check(self) -> None:
         """Every value in range, or a UserError naming the key."""
+        value = self.max_epochs
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise UserError(
+                f"trainer.max_epochs={value} must be a positive whole number, or null for enough "
+                f"epochs to take trainer.min_steps={self.min_steps} optimizer steps.",
+                key="trainer.max_epochs",
+            )
         for key in POSITIVE_TRAINER_KEYS:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

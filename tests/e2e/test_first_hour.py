@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import FAST, cli_env, run_cli, unsaid
+from helpers import FAST, cli_env, metrics_of, run_cli, unsaid
 
 pytestmark = pytest.mark.e2e
 
@@ -114,3 +114,31 @@ def test_choosing_one_callback_file_says_the_others_are_off(tmp_path):
         == []
     )
     assert not (result.dir / "checkpoints").exists()  # what "only" means
+
+
+def test_a_small_data_set_gets_enough_epochs_and_the_panel_says_why(tmp_path):
+    # iris: 105 training rows, 4 steps an epoch; min_steps=400 needs 100 epochs (more than 50)
+    auto = run_cli(
+        ["dataset=iris", "model=linear", "trainer.min_steps=400", "callbacks=none", "logger=none"],
+        tmp_path,
+        run_dir=tmp_path / "auto",
+        check=True,
+    )
+    assert metrics_of(auto.dir)["max_epochs"] == 100
+    assert metrics_of(auto.dir)["global_step"] == 400
+    assert (
+        unsaid(
+            auto,
+            "100 epochs x 4 steps (max_epochs auto: at least 50 and trainer.min_steps=400 "
+            "optimizer steps)",
+        )
+        == []
+    )
+    chosen = run_cli(
+        ["dataset=iris", "model=linear", "trainer.max_epochs=3", "logger=none"],
+        tmp_path,
+        run_dir=tmp_path / "chosen",
+        check=True,
+    )
+    assert metrics_of(chosen.dir)["max_epochs"] == 3  # a number typed is the number used
+    assert "max_epochs auto" not in chosen.stdout
