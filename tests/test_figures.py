@@ -116,7 +116,7 @@ def test_sweep_figure_one_labelled_line_per_job_with_its_overrides(tmp_path):
     _job(tmp_path, "2_c", ["optimizer.lr=abc", constant], None, None)  # failed: no metrics
     _job(tmp_path, "10_d", ["optimizer.lr=0.001", constant, "+model.dropout=0.1"], HISTORY, 1)
     path = curve_figures.write_sweep_curves(tmp_path)
-    assert path == tmp_path / "figures" / "val_curves.png"
+    assert path == tmp_path / "val_curves.png"
     assert Image.open(path).size == (860, 384)
     jobs = [
         ("0: optimizer.lr=0.1", HISTORY, 3),

@@ -73,7 +73,11 @@ def test_every_yaml_value_is_its_targets_default(path, node):
 def test_an_unknown_setting_of_the_python_api_names_the_valid_ones():
     with pytest.raises(UserError, match=r"trainer.max_epoch is not a setting .* max_epochs"):
         Trainer(None, None, None, max_epoch=3)
-    assert [f.name for f in fields(TrainerSettings)][:2] == ["max_epochs", "batch_size"]
+    assert [f.name for f in fields(TrainerSettings)][:3] == [
+        "max_epochs",
+        "min_steps",
+        "batch_size",
+    ]
 
 
 def test_max_epochs_none_takes_at_least_50_epochs_and_min_steps_steps():

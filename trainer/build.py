@@ -206,6 +206,12 @@ def _first_batch(data, size: int):
     """The first `size` training samples as (inputs, targets), as the data set stores them."""
     import torch
 
+    if getattr(data, "streams", False):  # the DataLoader path: read one batch, not the split
+        from .data.loaders import LoaderSplit
+
+        split = LoaderSplit(data, "train", torch.device("cpu"), torch.as_tensor)
+        x, y = next(split.read([list(range(min(size, len(split))))], epoch=0))
+        return x, y.numpy()
     x, y = data.arrays["train"]
     return torch.as_tensor(x[:size]), y[:size]
 

@@ -221,7 +221,7 @@ def _labels(job_dirs: list[Path]) -> list[str]:
 
 
 def write_sweep_curves(sweep_dir: str | Path) -> Path | None:
-    """`<sweep dir>/figures/val_curves.png`: every job's validation curves on one figure, each
+    """`<sweep dir>/val_curves.png`: every job's validation curves on one figure, each
     line labelled with the job's number and the overrides that differ between jobs. Jobs with
     no recorded epoch (failed, missing) are left out; None when no job has one."""
     sweep_dir = Path(sweep_dir)
@@ -238,8 +238,6 @@ def write_sweep_curves(sweep_dir: str | Path) -> Path | None:
         monitor = monitor or metrics.get("monitor")
     if not jobs:
         return None
-    folder = sweep_dir / "figures"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "val_curves.png"
+    path = sweep_dir / "val_curves.png"  # (a file: the sweep's directories are its jobs)
     save_png(sweep_curves(jobs, monitor), path)
     return path

@@ -50,7 +50,11 @@ CONFIG_CASES = [
     (["dataset=csv", "dataset.path=missing.csv", "dataset.target=y"], "missing.csv"),
     (["mode=predict", "trainer.resume=nosuch"], "no such run directory or checkpoint file"),
     (["mode=test"], "mode=test needs the run to use: trainer.resume="),
-    (["dataset.path=x.csv"], "dataset.path is an option of dataset=csv: add dataset=csv first"),
+    (
+        ["dataset.path=x.csv"],
+        "dataset.path is an option of dataset=arrays and dataset=csv and dataset=image_folder: "
+        "add dataset=arrays first",
+    ),
     (
         ["dataset=csv", "dataset.path=x.csv", "dataset.exclude=[Culmen Length (mm)]"],
         """need quotes, for Hydra (double) and for the shell (single): 'dataset.exclude=["Culmen""",

@@ -31,7 +31,7 @@ def test_a_rate_far_too_high_is_named_and_the_advised_command_fixes_it(tmp_path)
     assert "health report: lr_too_high" in out
     assert f"\ntry:         {advice}\n" in first.stdout  # whole, on a line of its own
     assert _flat(main["message"]) in out
-    events = EventAccumulator(str(first.dir / "tensorboard"), size_guidance={"tensors": 0})
+    events = EventAccumulator(str(first.dir), size_guidance={"tensors": 0})
     events.Reload()
     text = events.Tensors("health/text_summary")[0].tensor_proto.string_val[0].decode()
     assert text.startswith("**verdict: lr_too_high**")

@@ -24,7 +24,18 @@ def _multilabel_names(labels) -> list[str]:
 
 def _epoch_keys(names) -> set[str]:
     keys = {f"{n}/{split}" for n in names for split in ("train", "val")}
-    return keys | {"epoch", "grad_norm", "time/epoch_s", "throughput/samples_per_s"} | LR
+    return (
+        keys
+        | {
+            "epoch",
+            "grad_norm",
+            "grad_norm/first_layer",
+            "grad_norm/last_layer",
+            "time/epoch_s",
+            "throughput/samples_per_s",
+        }
+        | LR
+    )
 
 
 def test_builtin_multilabel_set_reports_every_metric_in_every_place(tmp_path):
@@ -47,7 +58,7 @@ def test_builtin_multilabel_set_reports_every_metric_in_every_place(tmp_path):
         assert row["f1_macro/val"] == pytest.approx(
             sum(row[f"f1/{label}/val"] for label in LABELS) / 3, abs=1e-12
         )
-    events = EventAccumulator(str(result.dir / "tensorboard"), size_guidance={"scalars": 0})
+    events = EventAccumulator(str(result.dir), size_guidance={"scalars": 0})
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert {f"{n}/{s}" for n in names for s in ("train", "val", "test")} <= tags

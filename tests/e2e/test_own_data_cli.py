@@ -67,7 +67,9 @@ def test_a_dataset_in_the_current_directory_trains_with_its_class_names(user_dir
         user_dir,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert metrics_of(result.dir)["dataset"] == {
+    dataset = metrics_of(result.dir)["dataset"]
+    assert dataset.pop("baseline")["classes"] == 3  # (the health report's chance level)
+    assert dataset == {
         "name": "Blobs",
         "task": "multiclass",
         "sizes": {"train": 84, "val": 18, "test": 18},
@@ -223,7 +225,7 @@ def test_kill_9_and_resume_with_two_workers_is_bitwise_the_uninterrupted_run(tmp
     run_dir = tmp_path / "killed"
     process = subprocess.Popen(
         [sys.executable, "-m", "trainer", *WORKERS, "trainer.max_epochs=100000",
-         f"hydra.run.dir={run_dir}"],
+         "callbacks.model_checkpoint.every_n_seconds=0", f"hydra.run.dir={run_dir}"],
         cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     last = run_dir / "checkpoints" / "last.pt"
@@ -277,12 +279,14 @@ def test_ddp_with_a_custom_dataset_reads_each_ranks_own_shard(user_dir):
     single = run_cli(args, user_dir, run_dir=user_dir / "single")
     assert single.returncode == 0, single.stderr[-3000:]
     alone = (user_dir / "reads_rank0.txt").read_text().split()
-    # every process reads sample 0 (the shape) and the train split (statistics) once; the
-    # epochs' batches and the evaluations are shared: 2 epochs x (140 train + 30 val) + 30 test
-    assert len(alone) == 1 + 140 + 2 * (140 + 30) + 30
-    assert [len(r) for r in reads] == [1 + 140 + (2 * (140 + 30) + 30) // 2] * 2
-    shared = [r[141:] for r in reads]
-    assert sorted(shared[0] + shared[1], key=int) == sorted(alone[141:], key=int)
+    # every process reads sample 0 (the shape), the train split (statistics) once and one batch
+    # of 32 (the forward-pass check); the epochs' batches and the evaluations are shared:
+    # 2 epochs x (140 train + 30 val) + 30 test
+    own = 1 + 140 + 32
+    assert len(alone) == own + 2 * (140 + 30) + 30
+    assert [len(r) for r in reads] == [own + (2 * (140 + 30) + 30) // 2] * 2
+    shared = [r[own:] for r in reads]
+    assert sorted(shared[0] + shared[1], key=int) == sorted(alone[own:], key=int)
     single_w, both = (
         _checkpoint(user_dir / "single")["model"],
         _checkpoint(user_dir / "ddp")["model"],

@@ -103,7 +103,8 @@ def _argv(command: str, workspace: Path) -> list[str]:
     if "<job>" in command:  # a sweep's first job, and <another job> its second
         sweep = workspace / _latest(workspace, "sweeps")
         jobs = sorted(
-            (p for p in sweep.iterdir() if p.is_dir()), key=lambda p: int(p.name.split("_")[0])
+            (p for p in sweep.iterdir() if p.is_dir() and p.name.split("_")[0].isdigit()),
+            key=lambda p: int(p.name.split("_")[0]),
         )
         command = command.replace("<job>", jobs[0].name).replace("<another job>", jobs[1].name)
     words = shlex.split(command, comments=True)

@@ -24,7 +24,10 @@ _ENTROPY_LOSSES |= {"BCEWithLogitsLoss"}
 def chance_level(data, loss) -> dict:
     """The chance-level baseline of a DataModule's task on its train split, under `loss`."""
     task, num_classes = data.spec.task, data.spec.num_classes
-    train_targets = data.arrays["train"][1]
+    if getattr(data, "streams", False):  # the DataLoader path: its targets, no input is read
+        train_targets = data.split_targets("train")
+    else:
+        train_targets = data.arrays["train"][1]
     name = type(loss).__name__
     if task == "regression":
         y = np.asarray(train_targets, dtype=np.float64).reshape(len(train_targets), -1)
