@@ -89,7 +89,12 @@ TUNED = [
         "overfitting_caught",
         "dataset.n_samples=120 dataset.noise=0.35 model.hidden_sizes=[256,256] optimizer.lr=0.01 trainer.max_epochs=100",
     ),
-    ("still_improving_iris_linear", "still_improving", "dataset=iris model=linear"),
+    # max_epochs=50 as before the auto default (which now trains iris to convergence)
+    (
+        "still_improving_iris_linear",
+        "still_improving",
+        "dataset=iris model=linear trainer.max_epochs=50",
+    ),
     ("still_improving_short", "still_improving", "trainer.max_epochs=6"),
     (
         "plateau_no_early_stopping",
