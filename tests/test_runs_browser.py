@@ -128,6 +128,7 @@ def test_an_old_run_without_newer_keys_reads_as_blanks(tmp_path):
         "best_epoch": None,
         "best_metrics": {},
         "test": {},
+        "absent_splits": [],
         "epochs": None,
         "max_epochs": None,
         "wall_time_s": None,

@@ -78,3 +78,28 @@ def check_same_monitor(callback: str, monitor: str | None, run_monitor: str) -> 
             f"callbacks.{callback}.monitor null).",
             key=f"callbacks.{callback}.monitor",
         )
+
+
+NO_VALIDATION_MONITOR = "loss/train"
+
+
+def monitor_without_validation(monitor: str, split: str = "[1,0,0]") -> str:
+    """What a run without a validation split monitors: the default, loss/val, becomes loss/train
+    (the plateau scheduler and best.pt follow the training loss; last.pt holds the final
+    weights); a training metric stays; another validation metric cannot be measured: an error."""
+    from .settings import TrainerSettings
+
+    if monitor == TrainerSettings.monitor:  # the default, loss/val
+        return NO_VALIDATION_MONITOR
+    if str(monitor).endswith("/val"):
+        from .errors import UserError
+
+        name = str(monitor).rsplit("/", 1)[0]
+        raise UserError(
+            f"trainer.monitor='{monitor}' is measured on the validation split, and "
+            f"data.split={split} leaves none. Monitor it on the training split "
+            f"(trainer.monitor={name}/train), or give validation a share, e.g. "
+            "data.split=[0.85,0.15,0].",
+            key="trainer.monitor",
+        )
+    return monitor

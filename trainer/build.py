@@ -244,6 +244,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overr
     seed_everything(cfg.trainer.seed)
     ModelSettings.of(cfg.model)  # checked before any work
     data = build_data(cfg)
+    if not data.spec.sizes["val"]:  # no validation split: what the run monitors instead
+        from .best import monitor_without_validation
+
+        cfg.trainer.monitor = monitor_without_validation(cfg.trainer.monitor)
     model, loss, head = build_model_and_loss(cfg, data.spec, data.class_counts(), choices)
     prepare_model(cfg, model, loss, head, data)
     callbacks, loggers = build_callbacks(cfg)

@@ -203,19 +203,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
         )
     typed = {section: _typed(cfg, section) for section in SCHEMAS}
     OmegaConf.to_object(typed["trainer"]).check()
-    split = list(typed["data"].split)
-    zero = [name for name, f in zip(("train", "val", "test"), split) if not f > 0]
-    if len(split) != 3 or zero or abs(sum(split) - 1.0) > 1e-6:
-        what = (
-            f"the {' and '.join(zero)} fraction{'s are' if len(zero) > 1 else ' is'} not > 0"
-            if len(split) == 3 and zero
-            else f"these are {len(split)} fraction(s) summing to {sum(split):g}"
-        )
-        raise UserError(
-            f"data.split={split} must be three fractions > 0 (train, val, test) that sum to 1, "
-            f"e.g. [0.7,0.15,0.15]; {what}.",
-            key="data.split",
-        )
+    check_split(cfg, typed)
     if cfg.get("mode", "train") in ("train", "lr_find"):  # test/predict build the saved config
         _check_targets(cfg)
         for name, node in (cfg.get("callbacks") or {}).items():
@@ -229,6 +217,49 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
             key="lr_find.min_lr",
         )
     return typed
+
+
+SPLIT_FORMS = (
+    "three fractions (train, validation, test), each >= 0, train > 0, that sum to 1: "
+    "[0.7,0.15,0.15] (the default), [0.8,0.2,0] (no test split) or [1,0,0] (all data for "
+    "training, with early stopping off)"
+)
+
+
+def check_split(cfg: DictConfig, typed: dict[str, Any]) -> None:
+    """data.split: three fractions summing to 1; a 0 leaves that split out on purpose. Without a
+    validation split (and none given, dataset.val) nothing may need one: early stopping, or a
+    validation metric named in trainer.monitor (its default, loss/val, becomes loss/train)."""
+    split = list(typed["data"].split)
+    bad = [f for f in split if not (math.isfinite(f) and f >= 0)]
+    if len(split) != 3 or bad or not split[0] > 0 or abs(sum(split) - 1.0) > 1e-6:
+        what = (
+            f"these are {len(split)} fraction(s)"
+            if len(split) != 3
+            else f"{bad[0]:g} is not a fraction >= 0"
+            if bad
+            else "the train fraction is 0"
+            if not split[0] > 0
+            else f"these sum to {sum(split):g}"
+        )
+        raise UserError(f"data.split={split} must be {SPLIT_FORMS}; {what}.", key="data.split")
+    dataset = cfg.get("dataset") or {}
+    if split[1] > 0 or dataset.get("val") is not None or cfg.get("mode", "train") != "train":
+        return
+    shown = "[" + ",".join(f"{f:g}" for f in split) + "]"
+    if (cfg.get("callbacks") or {}).get("early_stopping") is not None:
+        raise UserError(
+            f"data.split={shown} leaves no validation split, and callbacks.early_stopping stops "
+            f"on a validation metric (trainer.monitor={typed['trainer'].monitor}) that such a run "
+            "cannot measure. Either turn early stopping off (~callbacks.early_stopping, or "
+            f"callbacks=none): the run trains all trainer.max_epochs on {split[0]:.0%} of the "
+            "data; or give validation a share, e.g. data.split=[0.85,0.15,0] (no test split) or "
+            "data.split=[0.7,0.15,0.15].",
+            key="data.split",
+        )
+    from .best import monitor_without_validation
+
+    monitor_without_validation(typed["trainer"].monitor, shown)  # (raises for a val metric)
 
 
 def register_resolvers() -> None:

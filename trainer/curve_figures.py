@@ -18,8 +18,14 @@ PREFERRED = ("accuracy", "r2")  # the main metric when the run monitors its loss
 
 def main_metric(history: Sequence[dict], monitor: str | None) -> str | None:
     """The metric shown beside the loss: the monitored one unless that is the loss, else
-    accuracy (classification) or r2 (regression), else the first other validation metric."""
-    names = [k[: -len("/val")] for k in (history[0] if history else {}) if k.endswith("/val")]
+    accuracy (classification) or r2 (regression), else the first other validation metric
+    (training metric, for a run without a validation split)."""
+    first = history[0] if history else {}
+    names = [k[: -len("/val")] for k in first if k.endswith("/val")] or [
+        k[: -len("/train")]
+        for k in first
+        if k.endswith("/train")  # no validation split
+    ]
     metric = (monitor or "").rsplit("/", 1)[0]
     if metric and metric != "loss" and metric in names:
         return metric
@@ -68,7 +74,7 @@ def training_curves(history: Sequence[dict], summary: dict[str, Any]):
                 linewidth=1.2,
                 label=f"best epoch {best_epoch}",
             )
-            if monitor == f"{name}/val":
+            if monitor.rsplit("/", 1)[0] == name:  # (loss/train without a validation split)
                 epochs, values = _series(history, monitor)
                 if best_epoch in epochs:
                     ax.plot(
@@ -223,7 +229,8 @@ def _labels(job_dirs: list[Path]) -> list[str]:
 def write_sweep_curves(sweep_dir: str | Path) -> Path | None:
     """`<sweep dir>/val_curves.png`: every job's validation curves on one figure, each
     line labelled with the job's number and the overrides that differ between jobs. Jobs with
-    no recorded epoch (failed, missing) are left out; None when no job has one."""
+    no recorded epoch (failed, missing) or no validation split are left out; None when no job
+    has one."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         return None
@@ -232,8 +239,8 @@ def write_sweep_curves(sweep_dir: str | Path) -> Path | None:
     for job_dir, label in zip(job_dirs, _labels(job_dirs)):
         metrics = _metrics(job_dir / "metrics.json") or {}
         history = metrics.get("history") or []
-        if not history or metrics.get("mode") == "lr_find":
-            continue
+        if not history or metrics.get("mode") == "lr_find" or "loss/val" not in history[0]:
+            continue  # (no validation split, data.split=[1,0,0]: no curve to compare)
         jobs.append((label, history, metrics.get("best_epoch")))
         monitor = monitor or metrics.get("monitor")
     if not jobs:

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from . import report
 from .build import build_data, build_model_and_loss, load_stored_run, stored_choices
+from .data.splits import require_split
 from .files import write_json
 from .paths import run_dir_of
 
@@ -21,6 +22,7 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, overrides: list[str]) ->
 
     path, state, saved = load_stored_run(cfg, "test", overrides)
     data = build_data(saved)  # the saved dataset and split settings give the same test split
+    require_split(data.spec.sizes, "test", f"mode=test on {path}", saved.data.split)
     model, loss, _ = build_model_and_loss(
         saved, data.spec, data.class_counts(), stored_choices(saved)
     )

@@ -163,9 +163,7 @@ class Trainer:
                     if state.schedule is not None:
                         state.schedule.after_epoch(logs[record.best.monitor])
                     record.add_epoch(logs, state.global_step)
-                    self._call(
-                        "on_epoch_end", logs
-                    )  # early stopping, ..., the loggers, checkpoints
+                    self._call("on_epoch_end", logs)  # early stopping, loggers, checkpoints
                     record.write(self.files)
                     if self._interrupt_agreed():
                         raise TrainingInterrupted(self._signals.received)
@@ -281,9 +279,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def validate(self, data: DataModule | None = None) -> dict[str, float]:
-        """Metrics on the validation split (model.eval(), inference mode)."""
+        """Metrics on the validation split (model.eval(), inference mode); {} without one."""
         if data is not None:
             self.setup(data)
+        if not self.context.data.spec.sizes["val"]:  # data.split gave validation no share
+            return {}
         self._call("on_validation_start")
         metrics = self.evaluate("val")
         self._call("on_validation_end", metrics)

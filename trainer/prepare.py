@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .best import monitor_without_validation
 from .data.batches import TensorBatches, training_batches
 from .data.module import DataModule
 from .devices import configure_torch, resolve_device
@@ -72,6 +73,8 @@ def place(
         spec.name,
         spec.class_names,
     )
+    if not spec.sizes["val"]:  # no validation split: loss/val becomes loss/train (best.py)
+        s.monitor = monitor_without_validation(s.monitor)
     check_monitor(s.monitor, spec.task, head.labels)
 
     # The model on its device before the optimizer is built: its state lives beside the weights.

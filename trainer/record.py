@@ -10,6 +10,7 @@ from typing import Any
 
 from .best import BestEpoch
 from .data.encoding import describe_columns
+from .data.splits import absent_splits
 from .errors import TrainingInterrupted, describe
 from .files import BackgroundWriter, write_json
 from .settings import TrainerSettings
@@ -43,6 +44,7 @@ class RunRecord:
         self.global_step = 0
         self.environment: dict | None = None
         self.dataset: dict | None = None
+        self.absent_splits: dict[str, str] = {}  # data.split left out validation or test
         self._started = time.time()
         self._session_start = self._started
         self._wall_time_before = 0.0
@@ -55,6 +57,8 @@ class RunRecord:
         `baseline`: the task's chance level on the train split (see health/baselines.py)."""
         import torch
 
+        if self._settings.monitor != self.best.monitor:  # no validation split (prepare.place)
+            self.best = BestEpoch(self._settings.monitor, self._settings.mode)
         self.environment = {
             "device": str(device),
             "precision": precision,
@@ -62,6 +66,7 @@ class RunRecord:
             "torch_threads": torch.get_num_threads(),
             "torch": str(torch.__version__),
         }
+        self.absent_splits = absent_splits(spec.sizes, self.best.monitor)
         self.dataset = {
             "name": spec.name,
             "task": spec.task,
@@ -162,6 +167,7 @@ class RunRecord:
             },
             "test": self.test,
             "tested_on": self.tested_on,
+            **({"absent_splits": self.absent_splits} if self.absent_splits else {}),
             "epochs_run": len(self.history),
             "max_epochs": self.max_epochs,
             "global_step": self.global_step,

@@ -87,6 +87,11 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     if final_val:
         shown = {k: v for k, v in final_val.items() if "/" not in k}  # not each label's own
         rows.append(("final val", ", ".join(f"{k} {_fmt(v)}" for k, v in shown.items())))
+    absent = summary.get("absent_splits") or {}  # data.split left one out on purpose
+    if absent.get("val"):
+        rows.append(("final val", absent["val"]))
+    if absent.get("test"):
+        rows.append(("test", absent["test"]))
     if summary.get("test"):
         tested_on = f"  (on {summary['tested_on']})" if summary.get("tested_on") else ""
         test = ", ".join(f"{k} {_fmt(v)}" for k, v in summary["test"].items() if "/" not in k)

@@ -86,7 +86,8 @@ def train(
             if data.spec.columns:
                 report.key_values("columns", describe_columns(data.spec.columns), style="cyan")
         trainer.fit(data)
-        trainer.test(data)
+        if data.spec.sizes["test"]:  # (data.split may leave it out: record.absent_splits)
+            trainer.test(data)
         summary = trainer.finish()
     except BaseException as error:
         summary = trainer.finish(error=error)
@@ -152,6 +153,7 @@ def start_rows(
             f"{choices.get('dataset', spec.name)}: {sizes['train']} train / {sizes['val']} val / "
             f"{sizes['test']} test, input {shape}, {kind}",
         ),
+        *[("split", note) for note in list(trainer.record.absent_splits.values())[:1]],
         ("loading", getattr(spec, "loading", "in memory")),
         (
             "model",

@@ -177,6 +177,7 @@ def read_run(run_dir: Path) -> dict[str, Any] | None:
     checkpoints = run_dir / "checkpoints"
     started = _started(run_dir, record)
     test = record.get("test") if isinstance(record.get("test"), dict) else {}
+    absent = record.get("absent_splits")
     best = record.get("best") if isinstance(record.get("best"), dict) else {}
     error = str(record.get("error") or "").strip()
     run = {
@@ -191,6 +192,7 @@ def read_run(run_dir: Path) -> dict[str, Any] | None:
         "best_epoch": record.get("best_epoch"),
         "best_metrics": {k: v for k, v in best.items() if _number(v) is not None},
         "test": {k: v for k, v in (test or {}).items() if _number(v) is not None},
+        "absent_splits": sorted(absent) if isinstance(absent, dict) else [],  # data.split: 0
         "epochs": record.get("epochs_run"),
         "max_epochs": record.get("max_epochs"),
         "wall_time_s": _number(record.get("wall_time_s")),

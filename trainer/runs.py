@@ -132,6 +132,8 @@ def _cells(run: dict[str, Any]) -> list[str]:
         best += f" (epoch {run['best_epoch']})" if run["best_epoch"] is not None else ""
     metric = run_files.main_test_metric(run["test"])
     test = f"{metric} {run_files.fmt(run['test'][metric])}" if metric else ""
+    if not metric and "test" in run.get("absent_splits", ()):
+        test = "no test split"
     return [run["status"], run_files.fmt(epochs), best, test, run["health"] or ""]
 
 

@@ -205,6 +205,13 @@ def choose_ranking(rows: list[dict[str, Any]]) -> dict[str, Any]:
     ranking = {"metric": monitor, "mode": mode, "note": None}
     if not good or any(r.get("mode") == "lr_find" for r in good):
         return ranking
+    if len(monitors) == 1 and monitor.endswith("/train"):  # no validation split in any job
+        note = (
+            f"ranked by {monitor}: the jobs have no validation split (data.split validation "
+            "fraction 0), so this ranks how well each fits its training data, not how well it "
+            "generalises."
+        )
+        return {**ranking, "note": note}
     not_by = ""
     if len(monitors) > 1:
         why = f"the jobs monitor different metrics ({', '.join(monitors)})"

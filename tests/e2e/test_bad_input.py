@@ -32,7 +32,7 @@ CONFIG_CASES = [
     (["trainer.num_threads=0"], "trainer.num_threads=0 must be >= 1"),
     (["trainer.max_epoch=3"], "trainer.max_epoch"),
     (["data.split=[0.5,0.3,0.3]"], "sum to 1"),
-    (["data.split=[1.0,0,0]"], "the val and test fractions are not > 0"),
+    (["data.split=[1.0,0,0]"], "leaves no validation split, and callbacks.early_stopping"),
     (["mode=fit"], "mode='fit' is not valid; choose one of: train, test, predict, lr_find"),
     (["model.dropout=1.5"], "model.dropout=1.5 is out of range"),
     (["model.activation=swish"], "swish"),

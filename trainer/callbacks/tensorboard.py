@@ -163,11 +163,12 @@ class TensorBoardLogger(Callback):
         data, predictions = run.data, run.predictions
         spec = data.spec
         drawn = {}
-        y_true, y_pred = predictions.on_split("val")
+        split = "val" if spec.sizes["val"] else "train"  # all data for training: the train split
+        y_true, y_pred = predictions.on_split(split)
         classes = spec.task in ("binary", "multiclass")  # multi-label: per-label scalars only
         if classes and len(spec.feature_names) == 2 and spec.input_shape == (2,):
             x_train, x_val = data.raw_features("train"), data.raw_features("val")
-            accuracy = float(np.mean(y_pred == data.arrays["val"][1]))
+            accuracy = float(np.mean(y_pred == data.arrays[split][1]))
             fig = figures.decision_boundary(
                 lambda raw: predictions.probabilities(data.feature_scaler.transform(raw)),
                 x_train,
@@ -175,7 +176,7 @@ class TensorBoardLogger(Callback):
                 x_val,
                 data.arrays["val"][1],
                 spec.class_names,
-                f"decision boundary, {when}; val accuracy {accuracy:.3f}",
+                f"decision boundary, {when}; {split} accuracy {accuracy:.3f}",
                 spec.feature_names,
             )
             drawn["figures/decision_boundary"] = fig
@@ -183,13 +184,16 @@ class TensorBoardLogger(Callback):
             k = spec.num_classes
             counts = np.zeros((k, k), dtype=np.int64)
             np.add.at(counts, (y_true.astype(int), y_pred.astype(int)), 1)
-            drawn["figures/confusion_matrix_val"] = figures.confusion_matrix(
-                counts, spec.class_names, f"confusion matrix (val), {when}"
+            drawn[f"figures/confusion_matrix_{split}"] = figures.confusion_matrix(
+                counts, spec.class_names, f"confusion matrix ({split}), {when}"
             )
         elif spec.task == "regression":
             target = (spec.target_names or ["y"])[0]
-            drawn["figures/predicted_vs_true_val"] = figures.predicted_vs_true(
-                y_true.reshape(-1), y_pred.reshape(-1), f"predicted vs. true (val), {when}", target
+            drawn[f"figures/predicted_vs_true_{split}"] = figures.predicted_vs_true(
+                y_true.reshape(-1),
+                y_pred.reshape(-1),
+                f"predicted vs. true ({split}), {when}",
+                target,
             )
         images = {}
         for tag, fig in drawn.items():

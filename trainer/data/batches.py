@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import torch
 
 from ..settings import TrainerSettings, batch_limit
+from .splits import require_split
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -171,6 +172,9 @@ def evaluation_batches(
 ):
     """A split's evaluation batches; with overfit_batches, validation uses the training batches."""
     data = tensors[split]
+    if not (settings.overfit_batches and split == "val"):  # (data.split may leave one out)
+        what = "Trainer.test" if split == "test" else f"evaluating the {split} split"
+        require_split({split: len(data[0] if isinstance(data, tuple) else data)}, split, what)
     count = None
     if settings.overfit_batches and split == "val":
         data = tensors["train"]

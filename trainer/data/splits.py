@@ -26,15 +26,25 @@ def split_indices(
     n: int, fractions: Sequence[float], seed: int, stratify: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shuffled train/val/test index arrays; with `stratify` (class labels) each split keeps the
-    class proportions. The split sizes are exactly round(fraction * n) for train and val."""
-    train_frac, val_frac, _ = fractions
+    class proportions. The split sizes are exactly round(fraction * n) for train and val. A
+    fraction of 0 is a split left out on purpose (no validation or no test split): it is empty,
+    and the rest goes to the splits before it; a fraction > 0 that rounds to no sample is an
+    error."""
+    train_frac, val_frac, test_frac = fractions
     n_train = int(round(train_frac * n))
     n_val = int(round(val_frac * n))
+    if test_frac == 0:  # (rounding must not leave a sample or two for a split that is not there)
+        n_train = n if val_frac == 0 else n_train
+        n_val = n - n_train
+    elif val_frac == 0:
+        n_val = 0
     n_test = n - n_train - n_val
-    if min(n_train, n_val, n_test) < 1:
+    given = (train_frac, val_frac, test_frac)
+    if any(f > 0 and count < 1 for f, count in zip(given, (n_train, n_val, n_test))):
         raise UserError(
             f"data.split={list(fractions)} leaves an empty split for {n} samples "
-            f"(train {n_train}, val {n_val}, test {n_test}); use larger fractions or more data.",
+            f"(train {n_train}, val {n_val}, test {n_test}); use larger fractions or more data "
+            "(a fraction of 0 leaves that split out on purpose, e.g. data.split=[0.8,0.2,0]).",
             key="data.split",
         )
     rng = np.random.RandomState(seed)
@@ -46,7 +56,11 @@ def split_indices(
     members = [rng.permutation(np.flatnonzero(labels == c)) for c in range(len(classes))]
     sizes = np.array([len(m) for m in members])
     train_counts = _largest_remainder(sizes * train_frac, n_train, sizes)
-    val_counts = _largest_remainder(sizes * val_frac, n_val, sizes - train_counts)
+    val_counts = (
+        sizes - train_counts  # no test split: validation takes the rest of every class
+        if test_frac == 0
+        else _largest_remainder(sizes * val_frac, n_val, sizes - train_counts)
+    )
     parts = ([], [], [])
     for m, a, b in zip(members, train_counts, val_counts):
         parts[0].append(m[:a])
@@ -78,6 +92,8 @@ def _two_way(
     n: int, share: float, seed: int, labels: np.ndarray | None, name: str
 ) -> tuple[np.ndarray, np.ndarray]:
     n_held = int(round(share * n))
+    if share == 0:  # data.split gives this split no share: it is left out on purpose
+        return np.random.RandomState(seed).permutation(n), np.arange(0)
     if n_held < 1 or n - n_held < 1:
         raise UserError(
             f"the {name} split, held out of the {n} training samples at {share:.0%}, would "
@@ -95,6 +111,46 @@ def _two_way(
     held = np.concatenate([m[:c] for m, c in zip(members, counts)])
     keep = np.concatenate([m[c:] for m, c in zip(members, counts)])
     return rng.permutation(keep), rng.permutation(held)
+
+
+def absent_splits(sizes: dict[str, int], monitor: str = "loss/train") -> dict[str, str]:
+    """What a run without a validation or a test split says about it (the panels, metrics.json's
+    `absent_splits`); {} when it has both."""
+    notes = {}
+    if not sizes.get("val"):
+        notes["val"] = (
+            "all data for training (data.split validation and test fractions 0): nothing "
+            "measures how well the model generalises"
+            if not sizes.get("test")
+            else "no validation split (data.split validation fraction 0): nothing measures how "
+            "well the model generalises before the test"
+        ) + f"; the run monitors {monitor} (best.pt: its best epoch, last.pt: the final weights)"
+    if not sizes.get("test"):
+        notes["test"] = "no test split (data.split test fraction 0)" + (
+            ": the end reports validation only" if sizes.get("val") else ""
+        )
+    return notes
+
+
+def require_split(
+    sizes: dict[str, int], name: str, what: str, split: Sequence[float] | None = None
+) -> None:
+    """`what` (e.g. "Trainer.test") needs the `name` split, which data.split (`split`, the
+    run's) may have left out."""
+    if not sizes.get(name):
+        long = {"val": "validation", "test": "test"}[name]
+        given = (
+            "data.split=[" + ",".join(f"{float(f):g}" for f in split) + "]"
+            if split is not None
+            else "data.split"
+        )
+        raise UserError(
+            f"{what} needs a {long} split, and this run has none: {given} gave the {long} "
+            "fraction 0, so there is nothing to evaluate; its metrics.json reports what it "
+            "has (python -m trainer.runs lists it). To measure a test score, train with a test "
+            "share, e.g. data.split=[0.7,0.15,0.15].",
+            key="data.split",
+        )
 
 
 class Standardizer:

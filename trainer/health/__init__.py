@@ -42,6 +42,7 @@ KINDS = (
     "overfitting_caught",
     "plateau",
     "too_short",
+    "no_validation",
     "ok",
 )
 
@@ -87,6 +88,8 @@ def diagnose(
         return _ordered(found, curves, summary)
     if not found:
         found += _diagnose_curves(curves, summary, facts, advisor)
+    if not curves.has_val:
+        found.append(fitting.no_validation(curves))
     return _ordered(found, curves, summary)
 
 
@@ -107,6 +110,8 @@ def _diagnose_curves(c: Curves, summary, facts, advisor) -> list[dict[str, Any]]
     empty = None if cause or small else fitting.no_signal(c, summary, advisor)
     found.append(empty)
     cause = cause or empty
+    if not c.has_val:  # overfitting, still improving, a plateau: seen on validation only
+        return [f for f in found if f]
     if not cause:
         found.append(fitting.overfitting(c, summary, advisor))
         if not small:
@@ -119,6 +124,6 @@ def _diagnose_curves(c: Curves, summary, facts, advisor) -> list[dict[str, Any]]
 def _ordered(found, curves: Curves, summary) -> list[dict[str, Any]]:
     """Errors, then warnings, then (when nothing needs doing) the healthy line, then context."""
     found = sorted(found, key=lambda f: SEVERITY_ORDER[f["severity"]])
-    if verdict(found) == "healthy" and curves.n >= MIN_EPOCHS:
+    if verdict(found) == "healthy" and curves.n >= MIN_EPOCHS and curves.has_val:
         found.insert(0, fitting.healthy(curves, summary))
     return found

@@ -30,17 +30,23 @@ class Curves:
     first_layer: list[float | None] = field(default_factory=list)
     last_layer: list[float | None] = field(default_factory=list)
     chance: dict[str, Any] = field(default_factory=dict)
+    has_val: bool = True  # False: the run had no validation split (data.split=[1,0,0])
 
     @classmethod
     def of(cls, summary: dict[str, Any], task: str) -> Curves:
         metric = "r2" if task == "regression" else "accuracy" if task in CLASSES else None
         curves = cls(task=task, metric=metric, chance=baseline_of(summary))
-        for h in summary.get("history") or []:
-            if not (_finite(h.get("loss/train")) and _finite(h.get("loss/val"))):
+        history = summary.get("history") or []
+        curves.has_val = not history or any("loss/val" in h for h in history)
+        for h in history:
+            if not _finite(h.get("loss/train")) or (
+                curves.has_val and not _finite(h.get("loss/val"))
+            ):
                 continue
             curves.epochs.append(int(h["epoch"]))
             curves.train.append(float(h["loss/train"]))
-            curves.val.append(float(h["loss/val"]))
+            if curves.has_val:
+                curves.val.append(float(h["loss/val"]))
             for name, key in (
                 ("train_metric", f"{metric}/train"),
                 ("val_metric", f"{metric}/val"),
@@ -66,7 +72,7 @@ class Curves:
     def scale(self) -> float:
         """What a loss change is measured against: the chance-level loss; without one (a loss
         whose chance level is not known), the larger of the first train and val losses."""
-        return self.chance_loss or max(self.train[0], self.val[0], 1e-12)
+        return self.chance_loss or max(self.train[0], *self.val[:1], 1e-12)
 
     def skill(self, value: float | None) -> float | None:
         """How much of the way from chance to perfect a metric value is: 0 at chance, 1 perfect

@@ -222,3 +222,19 @@ def healthy(c: Curves, summary: dict) -> dict:
         best_val_skill=skill,
         gap=gap,
     )
+
+
+def no_validation(c: Curves) -> dict:
+    """A run without a validation split: what the report could not judge, and the training
+    curve it did."""
+    reached = f"; the training loss reached {min(c.train):.4g}" if c.train else ""
+    return finding(
+        "no_validation",
+        "info",
+        "no validation split (data.split validation fraction 0): overfitting cannot be seen, "
+        "nor a plateau or a run stopped too early; the report judged the training curve only "
+        f"(learning rate, gradients){reached}"
+        + (f" against the chance level {c.chance_loss:.4g}." if c.chance_loss else "."),
+        best_train_loss=min(c.train) if c.train else None,
+        chance_loss=c.chance_loss,
+    )

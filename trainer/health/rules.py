@@ -206,7 +206,8 @@ def lr_too_low(c: Curves, advisor: Advisor) -> dict | None:
     """The loss falls every epoch, no slower at the end than at the start, and is far from done;
     or it barely moves at all."""
     t, n = c.train, c.n
-    if n < 5 or c.fraction_down(t) < 0.8 or c.val.index(min(c.val)) < n - 2:
+    v = c.val or t  # (no validation split: the training loss alone)
+    if n < 5 or c.fraction_down(t) < 0.8 or v.index(min(v)) < n - 2:
         return None
     k = max(1, n // 3)
     early, late = (t[0] - t[k]) / k, (t[-k - 1] - t[-1]) / k
