@@ -111,6 +111,25 @@ def test_a_data_module_without_validation_and_test_standardises_on_all_of_it():
     assert data.arrays["val"][0].shape == (0, 2) and data.arrays["test"][1].shape == (0,)
 
 
+def test_regression_and_multi_label_targets_keep_their_width_in_an_empty_split():
+    from trainer.data import ArrayData, DataModule
+    from trainer.tasks import Head
+
+    x = np.random.RandomState(0).randn(40, 3)
+    regression = DataModule(
+        ArrayData(x, x[:, :2].sum(1), "regression", "r", ["a", "b", "c"]), split=(0.8, 0.2, 0.0)
+    )
+    assert regression.arrays["test"][1].shape == (0, 1)
+    labels = (x[:, :2] > 0).astype(int)
+    multilabel = DataModule(
+        ArrayData(x, labels, "multilabel", "m", ["a", "b", "c"]), split=(1.0, 0.0, 0.0)
+    )
+    assert multilabel.arrays["val"][1].shape == (0, 2)
+    head = Head("multilabel", "labels", 2, ("p", "q"))
+    assert tuple(head.targets(multilabel.arrays["val"][1]).shape) == (0, 2)
+    assert tuple(Head("regression", "values", 1).targets(np.zeros(3)).shape) == (3, 1)
+
+
 # ---------------------------------------------------------------------- the config
 @pytest.mark.parametrize(
     "overrides",

@@ -30,7 +30,8 @@ class Head:
             return torch.as_tensor(y, dtype=torch.float32).reshape(-1, 1)
         if self.kind == "logits":
             return torch.as_tensor(y, dtype=torch.long)
-        return torch.as_tensor(y, dtype=torch.float32).reshape(len(y), -1)
+        values = torch.as_tensor(y, dtype=torch.float32)  # (n, k): also an empty split
+        return values if values.ndim == 2 else values.reshape(len(y), -1)
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """Class indices (classification), 0/1 per label (multi-label), or values in

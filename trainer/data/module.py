@@ -67,7 +67,7 @@ class DataModule:
             x = self.feature_scaler.transform(source.features[idx])
             y = source.targets[idx]
             if self.target_scaler is not None:
-                y = self.target_scaler.transform(y.reshape(len(y), -1))
+                y = self.target_scaler.transform(targets[idx])  # (n, k), also for n = 0
             self.arrays[name] = (x, y)
         self.spec = DataSpec(
             name=source.name,
