@@ -161,6 +161,11 @@ def test_splits_with_a_zero_that_need_nothing_missing_are_accepted(overrides):
             "e.g. data.split=[0.85,0.15,0] (no test split) or data.split=[0.7,0.15,0.15].",
         ),
         (
+            ["data.split=[1,0,0]", "mode=lr_find"],  # its "use it" command must train
+            "data.split",
+            "data.split=[1,0,0] leaves no validation split, and callbacks.early_stopping",
+        ),
+        (
             ["data.split=[0.8,0,0.2]", "callbacks=early_stopping"],
             "data.split",
             "data.split=[0.8,0,0.2] leaves no validation split, and callbacks.early_stopping",

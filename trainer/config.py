@@ -244,7 +244,11 @@ def check_split(cfg: DictConfig, typed: dict[str, Any]) -> None:
         )
         raise UserError(f"data.split={split} must be {SPLIT_FORMS}; {what}.", key="data.split")
     dataset = cfg.get("dataset") or {}
-    if split[1] > 0 or dataset.get("val") is not None or cfg.get("mode", "train") != "train":
+    if (
+        split[1] > 0
+        or dataset.get("val") is not None
+        or cfg.get("mode", "train") in ("test", "predict")  # (they use the run's own config)
+    ):  # (lr_find is checked too: the command it suggests must train)
         return
     shown = "[" + ",".join(f"{f:g}" for f in split) + "]"
     if (cfg.get("callbacks") or {}).get("early_stopping") is not None:
