@@ -189,6 +189,8 @@ def start_rows(
         ("callbacks", _callbacks_text(trainer, choices.get("callbacks"))),
         ("output", str(run_dir) if trainer.writes_files else "nothing is written (fast_dev_run)"),
     ]
+    if trainer.pitfall is not None:  # a demonstration: said first, where everyone looks
+        rows.insert(0, ("pitfall lab", report.demonstration(trainer.pitfall.banner())))
     if trainer.record.resumed_from:
         rows.append(
             (

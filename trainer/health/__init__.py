@@ -10,9 +10,13 @@ norms, per-layer too when measured), the task's chance level recorded at set-up
               info     what the run handled itself, or context
     verdict   "healthy" when no finding is a warning or an error, else the first one's kind
 
+A run of the pitfall lab (metrics.json's `pitfall`) gets a finding of its own first (kind
+`pitfall`, a warning: the verdict never calls it healthy), saying what the mistake did; the
+other findings describe its symptoms, without fixes of their own (the fix is the pitfall's).
+
 Modules: `baselines` (chance levels), `curves` (the history as series), `facts` (what the run
 was: model, callbacks, config, command), `advice` (suggestions that exist in the config),
-`rules` and `fitting` (one function per finding).
+`rules` and `fitting` (one function per finding), `pitfalls` (the pitfall lab's finding).
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from .advice import Advisor
 from .baselines import chance_level
 from .curves import Curves
 from .facts import run_facts
+from .pitfalls import pitfall_finding
 
 __all__ = ["KINDS", "chance_level", "diagnose", "diagnose_run", "run_facts", "verdict"]
 
 MIN_EPOCHS = 3
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 KINDS = (
+    "pitfall",
     "divergence",
     "lr_too_high",
     "exploding_gradients",
@@ -73,6 +79,8 @@ def diagnose(
     found: list[dict[str, Any]] = []
     if summary.get("nonfinite"):
         found.append(rules.divergence(summary, advisor))
+    if summary.get("pitfall"):
+        return _with_pitfall(found, curves, summary, facts, advisor)
     if curves.n < MIN_EPOCHS:
         if not found and summary.get("history"):
             found.append(
@@ -88,6 +96,18 @@ def diagnose(
     if not found:
         found += _diagnose_curves(curves, summary, facts, advisor)
     return _ordered(found, curves, summary)
+
+
+def _with_pitfall(found, curves: Curves, summary, facts, advisor) -> list[dict[str, Any]]:
+    """A pitfall-lab run: the pitfall's finding first, then the symptoms the other rules see,
+    their fixes left out (each would repeat the mistake: the command keeps the pitfall)."""
+    if curves.n >= MIN_EPOCHS and not found:
+        found += _diagnose_curves(curves, summary, facts, advisor)
+    for symptom in found:
+        symptom["message"] = symptom["message"].split(" Fix: ")[0]
+        symptom["advice"] = None
+    lab = pitfall_finding(summary, curves, advisor)
+    return [lab, *sorted(found, key=lambda f: SEVERITY_ORDER[f["severity"]])]
 
 
 def _diagnose_curves(c: Curves, summary, facts, advisor) -> list[dict[str, Any]]:
