@@ -318,6 +318,12 @@ def test_test_set_peeking_picks_the_epoch_with_the_lowest_test_loss(tmp_path):
     assert report["test_peeked"] == trainer.record.test
     assert report["holdout"] == trainer._evaluate("holdout")
     assert report["gap"]["loss"] == report["test_peeked"]["loss"] - report["holdout"]["loss"]
+    # the optimism: the test loss at the chosen epoch against the one an honest choice (by the
+    # untouched validation split) would have reported, on the same test split
+    honest = summary["history"][report["best_epoch_by_holdout"] - 1]
+    assert report["test_at_holdout_choice"]["loss"] == honest["loss/val"]
+    assert report["optimism"]["loss"] == report["test_peeked"]["loss"] - honest["loss/val"]
+    assert report["optimism"]["loss"] <= 0.0  # the chosen epoch has the lowest test loss
 
 
 def test_test_set_peeking_needs_a_test_split(tmp_path):

@@ -45,6 +45,12 @@ def run(
     if cfg.get("print_config"):
         report.config_tree(OmegaConf.to_container(cfg, resolve=True))
     mode = cfg.get("mode", "train")
+    if mode != "train" and choices.get("pitfall") not in (None, "none"):
+        raise UserError(
+            f"+pitfall={choices['pitfall']} repeats a mistake inside a training run; mode={mode} "
+            "does not train, so it cannot show it. Drop +pitfall, or use mode=train.",
+            key="pitfall",
+        )
     if mode == "train":
         return train(cfg, run_dir, choices, overrides)
     if mode == "lr_find":

@@ -94,6 +94,17 @@ def test_a_wrong_pitfall_name_names_the_valid_ones(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_pitfall_outside_training_is_refused(tmp_path):
+    result = run_cli(["mode=lr_find", "+pitfall=no_shuffle"], tmp_path)
+    assert result.returncode == 2
+    assert not unsaid(
+        result,
+        "+pitfall=no_shuffle repeats a mistake inside a training run; mode=lr_find does not "
+        "train, so it cannot show it. Drop +pitfall, or use mode=train.",
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_pitfall_run_resumes_and_its_checkpoint_evaluates(tmp_path):
     first = run_cli(
         ["+pitfall=no_shuffle", "dataset.n_samples=300", "trainer.max_epochs=2", "logger=none"],

@@ -11,6 +11,8 @@ from .advice import Advisor
 from .curves import Curves
 from .rules import finding
 
+SLOWER = 1.25  # grad_in_validation: a slowdown below this is within timing noise
+
 
 def _g(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) else "n/a"
@@ -86,12 +88,19 @@ def forget_eval_mode(p, c: Curves, summary) -> str:
 def grad_in_validation(p, c: Curves, summary) -> str:
     if "val_time_with_grad_s" not in p:
         return "The cost was not measured: the run ended before its test."
+    noise = (
+        " (no difference beyond timing noise: this model's forward pass is mostly overhead; "
+        "the memory is the cost here)"
+        if p["slowdown"] < SLOWER
+        else ""
+    )
     return (
-        f"A validation pass took {1000 * p['val_time_with_grad_s']:.1f} ms with autograd on "
-        f"against {1000 * p['val_time_inference_s']:.1f} ms under inference_mode "
-        f"({p['slowdown']:.2f}x), and autograd kept {p['saved_MB_per_validation']:.3g} MB of "
-        "activations per validation for a backward pass that never came; the metrics were the "
-        f"same (largest difference {p['max_metric_difference']:.2g})."
+        f"Autograd kept {p['saved_MB_per_validation']:.3g} MB of activations per validation for "
+        "a backward pass that never came, and a validation pass took "
+        f"{1000 * p['val_time_with_grad_s']:.1f} ms with autograd on against "
+        f"{1000 * p['val_time_inference_s']:.1f} ms under inference_mode ({p['slowdown']:.2f}x, "
+        f"medians of 5 interleaved passes){noise}; the metrics were the same (largest "
+        f"difference {p['max_metric_difference']:.2g})."
     )
 
 
@@ -111,6 +120,16 @@ def no_shuffle(p, c: Curves, summary) -> str:
             f"{100 * p['val_predicted_as_last_class']:.0f}% of the validation predictions were "
             f"that class ({100 * p['val_share_of_last_class']:.0f}% of the validation split is). "
         )
+    pairs = [
+        (t, v) for t, v in zip(c.train_metric, c.val_metric) if t is not None and v is not None
+    ]
+    below = sum(t < v for t, v in pairs)
+    if c.metric and pairs and below > len(pairs) // 2:
+        text += (
+            f"The training {c.metric}, measured batch by batch as each epoch went, stayed below "
+            f"the validation {c.metric} in {below} of {len(pairs)} epochs (last: {_g(pairs[-1][0])} "
+            f"against {_g(pairs[-1][1])}): each stretch of one target undoes part of the last. "
+        )
     best = summary.get("best") or {}
     if c.metric and f"{c.metric}/val" in best:
         text += f"Best validation {c.metric}: {_g(best[f'{c.metric}/val'])}."
@@ -121,21 +140,34 @@ def test_set_peeking(p, c: Curves, summary) -> str:
     if "holdout" not in p:
         return "The run ended before its test: no comparison with the hold-out."
     metric = c.metric if c.metric in (p.get("holdout") or {}) else "loss"
-    peeked, fresh = p["test_peeked"][metric], p["holdout"][metric]
-    larger_better = metric != "loss"
-    optimistic = (peeked > fresh) if larger_better else (peeked < fresh)
-    epochs = f"the test split picked epoch {p.get('best_epoch_by_test')}"
-    if p.get("best_epoch_by_holdout") is not None:
-        epochs += f" (the untouched hold-out would have picked epoch {p['best_epoch_by_holdout']})"
-    verdict = (
-        f"the reported test {metric} {_g(peeked)} is better than the fresh hold-out's "
-        f"{_g(fresh)} by {_g(abs(peeked - fresh))}: that much of it is the peeking"
-        if optimistic
-        else f"this time the fresh hold-out scored {_g(fresh)} against the test split's "
-        f"{_g(peeked)} (small splits vary), yet the test score is still no honest estimate: "
-        "it chose the epoch"
+    shown = ["loss"] + ([metric] if metric != "loss" else [])
+    peeked = p["test_peeked"]
+    text = (
+        "The loss/val curves are test-set numbers. The test split picked epoch "
+        f"{p.get('best_epoch_by_test')} and scored {_pair(peeked, shown)} there (what the run "
+        "reports as its test score). "
     )
-    return f"The loss/val curves are test-set numbers; {epochs}; {verdict}."
+    honest, chosen = p.get("test_at_holdout_choice"), p.get("best_epoch_by_holdout")
+    if honest is not None and chosen == p.get("best_epoch_by_test"):
+        text += (
+            "The untouched validation split picked the same epoch, so this time the choice "
+            "cost nothing; the reported score is still one chosen by the data it measures. "
+        )
+    elif honest is not None:
+        text += (
+            f"An honest choice, by the untouched validation split, is epoch {chosen}, where the "
+            f"same test split scores {_pair(honest, shown)}: the peeked score is optimistic by "
+            f"{_pair(p['optimism'], shown, signed=True)}. "
+        )
+    return text + (
+        f"The fresh hold-out (the real validation split) scores {_pair(p['holdout'], shown)} "
+        "with the chosen weights."
+    )
+
+
+def _pair(metrics: dict[str, float], keys: list[str], signed: bool = False) -> str:
+    form = "{:+.4g}" if signed else "{:.4g}"
+    return ", ".join(f"{k} {form.format(metrics[k])}" for k in keys if k in metrics)
 
 
 def lr_far_too_high(p, c: Curves, summary) -> str:

@@ -43,10 +43,9 @@ class Pitfall(Callback):
 
     def banner(self) -> str:
         """The start panel's line."""
-        return (
-            f"{self.name} — this run repeats a classic mistake on purpose: {self.what}. "
-            "Compare with a run without it: python -m trainer -m "
-            f"+pitfall=none,{self.name}"
+        note = self.report.get("note")  # e.g. what would make the mistake visible
+        return f"{self.name} — this run repeats a classic mistake on purpose: {self.what}" + (
+            f". Note: {note}" if note else ""
         )
 
     # -- set-up (prepare.place): the right components, unchanged
