@@ -96,9 +96,8 @@ def train(
         summary = trainer.finish()
     except BaseException as error:
         summary = trainer.finish(error=error)
-        if (
-            trainer.is_main_process and trainer.record.history
-        ):  # (a failed set-up: the error says it all)
+        shown = trainer.record.history or (trainer.pitfall and trainer.record.nonfinite)
+        if trainer.is_main_process and shown:  # (a failed set-up: the error says it all)
             report.end_summary(summary, run_dir, trainer.writes_files)
         raise
     if trainer.is_main_process:
@@ -145,7 +144,9 @@ def start_rows(
     state, settings = trainer.state, trainer.settings
     total, _, _ = summarize(state.model)
     opt_text = _optimizer_text(
-        cfg, f"{choices.get('optimizer', 'custom')} ({type(trainer.state.optimizer).__name__})"
+        cfg,
+        f"{choices.get('optimizer', 'custom')} ({type(trainer.state.optimizer).__name__})",
+        getattr(trainer.pitfall, "factor", None),
     )
     schedule = (
         "none"
@@ -207,13 +208,15 @@ def start_rows(
     return rows
 
 
-def _optimizer_text(cfg: DictConfig, choice: str) -> str:
-    """The optimizer's settings as they are used: the rate, weight decay (and what it skips),
-    momentum and whether it is Nesterov's."""
+def _optimizer_text(cfg: DictConfig, choice: str, lr_factor: float | None = None) -> str:
+    """The optimizer's settings as they are used: the rate (times `lr_factor`, the pitfall lab's
+    lr_far_too_high), weight decay (and what it skips), momentum and whether it is Nesterov's."""
     opt, parts = cfg.optimizer, []
     for key in ("lr", "weight_decay", "momentum"):
         if isinstance(opt.get(key), (int, float)) and not isinstance(opt.get(key), bool):
             parts.append(f"{key} {opt[key]:g}")
+            if key == "lr" and lr_factor is not None:
+                parts[-1] = f"lr {opt.lr * lr_factor:g} (+pitfall: {opt.lr:g} set x {lr_factor:g})"
     if opt.get("momentum") and "nesterov" in opt:
         parts.append("Nesterov" if opt.nesterov else "classic momentum")
     if (opt.get("weight_decay") or 0) > 0 and not cfg.param_groups.decay_bias_and_norm:

@@ -64,7 +64,8 @@ def verdict(findings: list[dict[str, Any]] | None) -> str:
 def diagnose_run(trainer, summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The findings for a Trainer's run (its summary): `diagnose` with the rate the user set
     and the facts `run_facts` gathers."""
-    return diagnose(summary, trainer.head.task, trainer.state.base_lr(), run_facts(trainer))
+    lr = (summary.get("pitfall") or {}).get("lr_set", trainer.state.base_lr())  # (the lab's x)
+    return diagnose(summary, trainer.head.task, lr, run_facts(trainer))
 
 
 def diagnose(

@@ -168,8 +168,8 @@ class LrFarTooHigh(Pitfall):
     def __init__(self, factor: float = 1000.0) -> None:
         self.factor = float(factor)
         self.what = (
-            f"the learning rate is {self.factor:g} times the one set (optimizer.lr, and a "
-            "schedule's own max_lr/base_lr)"
+            f"the learning rate is {self.factor:g} times the one set: optimizer.lr, and a "
+            "schedule's own max_lr and base_lr"
         )
         super().__init__()
         self.report["factor"] = self.factor
