@@ -368,3 +368,91 @@ def test_the_health_report_leads_with_the_pitfall_and_never_says_healthy(tmp_pat
     # metrics.json's `pitfall` alone is enough: the report reads it from any summary
     again = diagnose(summary, "binary", 0.01)
     assert again[0]["message"] == health[0]["message"]
+
+
+def _summary(pitfall, history, **extra):
+    return {
+        "status": "completed",
+        "monitor": "loss/val",
+        "mode": "min",
+        "history": history,
+        "pitfall": pitfall,
+        "dataset": {"baseline": {"loss": 0.6931, "accuracy": 0.5}},
+        **extra,
+    }
+
+
+def _epochs(*rows):
+    return [
+        {"epoch": i + 1, "loss/train": t, "loss/val": v, "accuracy/train": 0.9, "accuracy/val": a}
+        for i, (t, v, a) in enumerate(rows)
+    ]
+
+
+def test_the_peeking_finding_compares_the_same_test_split_under_both_choices():
+    pitfall = {
+        "name": "test_set_peeking",
+        "what": "the test split is used as the validation split",
+        "test_peeked": {"loss": 0.10, "accuracy": 0.98},
+        "holdout": {"loss": 0.03, "accuracy": 0.99},
+        "best_epoch_by_test": 3,
+        "best_epoch_by_holdout": 2,
+        "test_at_holdout_choice": {"loss": 0.13, "accuracy": 0.96},
+        "optimism": {"loss": -0.03, "accuracy": 0.02},
+    }
+    history = _epochs((0.5, 0.2, 0.9), (0.3, 0.13, 0.96), (0.2, 0.10, 0.98))
+    found = diagnose(_summary(pitfall, history, best_epoch=3), "binary", 0.003)
+    assert found[0]["message"] == (
+        "pitfall lab: test_set_peeking, a demonstration — the test split is used as the "
+        "validation split. The loss/val curves are test-set numbers. The test split picked epoch "
+        "3 and scored loss 0.1, accuracy 0.98 there (what the run reports as its test score). An "
+        "honest choice, by the untouched validation split, is epoch 2, where the same test split "
+        "scores loss 0.13, accuracy 0.96: the peeked score is optimistic by loss -0.03, accuracy "
+        "+0.02. The fresh hold-out (the real validation split) scores loss 0.03, accuracy 0.99 "
+        "with the chosen weights. Fix: do not make the mistake (the same command without "
+        "+pitfall)."
+    )
+    assert found[0]["advice"] is None  # (no command line: a run from Python)
+
+
+def test_the_grad_in_validation_finding_says_when_the_time_is_noise():
+    pitfall = {
+        "name": "grad_in_validation",
+        "what": "validation without torch.no_grad()",
+        "val_time_with_grad_s": 0.0105,
+        "val_time_inference_s": 0.0100,
+        "slowdown": 1.05,
+        "saved_MB_per_validation": 0.369,
+        "max_metric_difference": 0.0,
+    }
+    history = _epochs((0.5, 0.2, 0.9), (0.3, 0.13, 0.96), (0.2, 0.10, 0.98))
+    message = diagnose(_summary(pitfall, history), "binary", 0.003)[0]["message"]
+    assert (
+        "Autograd kept 0.369 MB of activations per validation for a backward pass that never "
+        "came, and a validation pass took 10.5 ms with autograd on against 10.0 ms under "
+        "inference_mode (1.05x, medians of 5 interleaved passes) (no difference beyond timing "
+        "noise: this model's forward pass is mostly overhead; the memory is the cost here); the "
+        "metrics were the same (largest difference 0)."
+    ) in message
+
+
+def test_a_diverged_lr_far_too_high_run_names_both_rates_and_the_divergence():
+    pitfall = {
+        "name": "lr_far_too_high",
+        "what": "the learning rate is 1000 times the one set",
+        "factor": 1000.0,
+        "lr_set": 0.05,
+        "lr_used": 50.0,
+    }
+    nonfinite = {"epoch": 1, "steps": [0, 22], "lr": 50.0, "value": "nan"}
+    summary = _summary(pitfall, [], nonfinite=nonfinite, status="failed")
+    found = diagnose(summary, "binary", 0.05)
+    assert [f["kind"] for f in found] == ["pitfall", "divergence"]
+    assert verdict(found) == "divergence"
+    assert (
+        "The learning rate was 50, 1000 times the 0.05 set. The training loss became nan "
+        "between optimizer steps 0 and 22 (epoch 1) and the run stopped as diverged."
+        in (found[0]["message"])
+    )
+    assert "(set: 0.05)" in found[1]["message"]
+    assert found[1]["advice"] is None

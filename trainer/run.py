@@ -228,7 +228,8 @@ SINGLE_CALLBACK_FILES = ("early_stopping", "lr_monitor", "model_checkpoint", "pr
 
 
 def _callbacks_text(trainer, choice: str | None) -> str:
-    names = ", ".join(trainer.callbacks) or "none"
+    lab = trainer.pitfall is not None  # (the pitfall lab's callback has a row of its own)
+    names = ", ".join(n for n in trainer.callbacks if not (lab and n == "pitfall")) or "none"
     if choice in SINGLE_CALLBACK_FILES:
         return (
             f"{names} only: callbacks={choice} replaced the default set; to drop one callback "

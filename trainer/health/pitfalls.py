@@ -71,6 +71,12 @@ def forget_eval_mode(p, c: Curves, summary) -> str:
             f"model.eval() gives {_g(r)}; over the run the train-mode loss was {_g(sum(gaps) / len(gaps))} "
             f"higher on average (largest gap {_g(max(gaps, key=abs))}). "
         )
+        right_best = min(pairs, key=lambda t: t[2])[0]
+        if summary.get("monitor") == "loss/val" and summary.get("best_epoch") != right_best:
+            text += (
+                f"The best epoch, chosen on these train-mode numbers, was "
+                f"{summary.get('best_epoch')}; with model.eval() it would have been {right_best}. "
+            )
     if p.get("test_in_train_mode") is not None:
         text += (
             f"Test in train mode: {_metric_text(p['test_in_train_mode'], c.metric)}; with "

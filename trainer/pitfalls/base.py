@@ -90,7 +90,15 @@ def with_pitfall(
     named = named_callbacks(callbacks)
     if pitfall is None or not pitfall.active:
         return named
-    return {"pitfall": pitfall, **{k: v for k, v in named.items() if k != "pitfall"}}
+    if "pitfall" in named:
+        from ..errors import UserError
+
+        raise UserError(
+            "callbacks.pitfall: this name belongs to the pitfall lab's own callback (+pitfall); "
+            "give your callback another name.",
+            key="callbacks.pitfall",
+        )
+    return {"pitfall": pitfall, **named}
 
 
 def active_pitfall(pitfall: Pitfall | None) -> Pitfall | None:
