@@ -456,3 +456,26 @@ def test_a_diverged_lr_far_too_high_run_names_both_rates_and_the_divergence():
     )
     assert "(set: 0.05)" in found[1]["message"]
     assert found[1]["advice"] is None
+
+
+def test_the_eval_mode_finding_gives_the_gap_and_the_epoch_eval_mode_would_pick():
+    pitfall = {
+        "name": "forget_eval_mode",
+        "what": "model.eval() is never called",
+        "layers_that_differ": ["Dropout"],
+        "test_in_train_mode": {"loss": 0.18, "accuracy": 0.96},
+        "test_in_eval_mode": {"loss": 0.12, "accuracy": 0.97},
+    }
+    history = _epochs((0.5, 0.20, 0.9), (0.3, 0.15, 0.96), (0.2, 0.17, 0.98))
+    for h, right in zip(history, (0.18, 0.12, 0.10)):
+        h["pitfall/loss_val_eval_mode"] = right
+    summary = _summary(pitfall, history, best_epoch=2)
+    assert diagnose(summary, "binary", 0.003)[0]["message"] == (
+        "pitfall lab: forget_eval_mode, a demonstration — model.eval() is never called. "
+        "Validation in train mode reported loss 0.17 in the last epoch (3) where model.eval() "
+        "gives 0.1; over the run, train mode minus eval mode averaged +0.04 (largest +0.07). The "
+        "best epoch, chosen on these train-mode numbers, was 2; with model.eval() it would have "
+        "been 3. Test in train mode: loss 0.18, accuracy 0.96; with model.eval(): loss 0.12, "
+        "accuracy 0.97. Layers that behave differently in train mode: Dropout. Fix: do not make "
+        "the mistake (the same command without +pitfall)."
+    )

@@ -68,8 +68,8 @@ def forget_eval_mode(p, c: Curves, summary) -> str:
         e, v, r = pairs[-1]
         text = (
             f"Validation in train mode reported loss {_g(v)} in the last epoch ({e}) where "
-            f"model.eval() gives {_g(r)}; over the run the train-mode loss was {_g(sum(gaps) / len(gaps))} "
-            f"higher on average (largest gap {_g(max(gaps, key=abs))}). "
+            f"model.eval() gives {_g(r)}; over the run, train mode minus eval mode averaged "
+            f"{sum(gaps) / len(gaps):+.4g} (largest {max(gaps, key=abs):+.4g}). "
         )
         right_best = min(pairs, key=lambda t: t[2])[0]
         if summary.get("monitor") == "loss/val" and summary.get("best_epoch") != right_best:
