@@ -56,9 +56,7 @@ def training_curves(history: Sequence[dict], summary: dict[str, Any]):
     monitor = summary.get("monitor") or "loss/val"
     stopped = summary.get("status") == "stopped_early" and history
     pitfall = (summary.get("pitfall") or {}).get("name")
-    if pitfall:
-        fig.suptitle(f"pitfall lab: {pitfall} (a demonstration)", color="tab:red", fontsize=9.5)
-    val_label = "val = the test split (peeking)" if pitfall == "test_set_peeking" else "val"
+    val_label = "val = the test split (peeked at)" if pitfall == "test_set_peeking" else "val"
     extra = PITFALL_SERIES.get(pitfall)
     for ax, name in zip(axes, panels):
         for split, style in (("train", "-"), ("val", "-")):
@@ -75,7 +73,7 @@ def training_curves(history: Sequence[dict], summary: dict[str, Any]):
         if extra is not None:
             epochs, values = _series(history, extra[0].format(name=name))
             if epochs:
-                ax.plot(epochs, values, "--", linewidth=1.5, label=extra[1])
+                ax.plot(epochs, values, "--", color="tab:purple", linewidth=1.5, label=extra[1])
         if best_epoch is not None:
             ax.axvline(
                 best_epoch,
@@ -114,10 +112,13 @@ def training_curves(history: Sequence[dict], summary: dict[str, Any]):
         handles,
         labels,
         loc="outside upper center",
-        ncols=len(labels),
+        ncols=len(labels) if extra is None else -(-len(labels) // 2),  # (longer labels: 2 rows)
         fontsize=9,
         handlelength=1.5,
         columnspacing=1.0,
+        # (a pitfall-lab run says so above its curves)
+        title=f"pitfall lab: {pitfall} (a demonstration)" if pitfall else None,
+        title_fontsize=9.5,
     )
     return fig
 
