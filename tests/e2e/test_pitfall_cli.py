@@ -105,23 +105,26 @@ def test_a_pitfall_outside_training_is_refused(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_a_pitfall_run_resumes_and_its_checkpoint_evaluates(tmp_path):
+def test_a_pitfall_run_resumes_exactly_and_its_checkpoint_evaluates(sweep, tmp_path):
+    """forget_zero_grad's summed gradients travel in the checkpoint: 2 epochs, then a resume to
+    3, give the numbers of the sweep's uninterrupted 3-epoch job."""
+    _, sweep_dir = sweep
     first = run_cli(
-        ["+pitfall=no_shuffle", "dataset.n_samples=300", "trainer.max_epochs=2", "logger=none"],
+        ["+pitfall=forget_zero_grad", "dataset.n_samples=300", "trainer.max_epochs=2"],
         tmp_path,
         check=True,
     )
     resumed = run_cli(
-        [f"trainer.resume={first.dir}", "trainer.max_epochs=3", "logger=none"],
+        [f"trainer.resume={first.dir}", "trainer.max_epochs=3"],
         tmp_path,
         run_dir=first.dir,
         check=True,
     )
-    metrics = metrics_of(first.dir)
-    assert metrics["epochs_run"] == 3
-    assert metrics["pitfall"]["name"] == "no_shuffle"
-    assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3]
-    assert "pitfall lab  no_shuffle" in resumed.stdout
+    metrics, whole = metrics_of(first.dir), metrics_of(sweep_dir / JOBS[1])
+    for key in ("loss/train", "loss/val", "pitfall/grad_carried_over"):
+        assert [h[key] for h in metrics["history"]] == [h[key] for h in whole["history"]], key
+    assert metrics["pitfall"] == whole["pitfall"]
+    assert "pitfall lab  forget_zero_grad" in resumed.stdout
     test = run_cli(
         ["mode=test", f"trainer.resume={first.dir}"],
         tmp_path,
