@@ -54,7 +54,8 @@ class Trainer:
 
     Settings are keywords of `TrainerSettings` (max_epochs=50, batch_size=32, ...). `fit(data)`
     trains and validates every epoch; `test(data)` evaluates the test split once, on the best
-    weights; `finish()` writes the run's metrics.json and closes the loggers. After `setup`,
+    weights; `finish()` writes the run's metrics.json and closes the loggers. `pitfall` (from
+    trainer.pitfalls) repeats one classic mistake on purpose, chosen once at set-up. After `setup`,
     `state`, `record` and `predictions` hold the model and optimizer, the history, and what the
     model predicts.
     """
@@ -112,7 +113,7 @@ class Trainer:
         )
         self.dist, self.device, self.head = placed.dist, placed.device, placed.head
         self.model, self.state, self.step = placed.model, placed.state, placed.step
-        self.train_batches, self._tensors = placed.train_batches, placed.tensors
+        self.train_batches = placed.train_batches
         self._target_std, self.predictions = placed.target_std, placed.predictions
         self._evaluate = placed.evaluate  # (in the context a pitfall may have chosen)
         # Callbacks ask for the gradient norm every n steps (grad_norm_every_n_steps).
