@@ -252,6 +252,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overr
     prepare_model(cfg, model, loss, head, data)
     callbacks, loggers = build_callbacks(cfg)
     scheduler, interval = build_scheduler(cfg)
+    pitfall = instantiate(cfg.pitfall, "pitfall") if cfg.get("pitfall") else None
     trainer = instantiate(
         cfg.trainer,
         "trainer",
@@ -265,6 +266,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, choices: dict[str, str], overr
         decay_bias_and_norm=cfg.param_groups.decay_bias_and_norm,
         module_lr=OmegaConf.to_container(cfg.param_groups.module_lr or OmegaConf.create({})),
         run_dir=run_dir,
+        pitfall=pitfall,
     )
     # (not through instantiate, which would build the _target_ nodes inside the config)
     trainer.config = RunConfig(

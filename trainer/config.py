@@ -62,13 +62,14 @@ RANGES = {
     "loss.gamma": _NON_NEGATIVE,
     "loss.beta": _NON_NEGATIVE,
     "loss.delta": _POSITIVE,
+    "pitfall.factor": _POSITIVE,
     "callbacks.early_stopping.patience": _NON_NEGATIVE,
     "callbacks.early_stopping.min_delta": _NON_NEGATIVE,
     "callbacks.model_checkpoint.save_top_k": _NON_NEGATIVE,
     "callbacks.model_checkpoint.every_n_epochs": _POSITIVE,
     "callbacks.model_checkpoint.every_n_seconds": _NON_NEGATIVE,
 }
-TARGET_GROUPS = ("dataset", "model", "loss", "optimizer", "scheduler")
+TARGET_GROUPS = ("dataset", "model", "loss", "optimizer", "scheduler", "pitfall")
 
 
 def _schema_error(error: OmegaConfBaseException, section: str) -> UserError:

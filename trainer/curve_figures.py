@@ -40,6 +40,13 @@ def _series(history: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
     return [e for e, _ in points], [v for _, v in points]
 
 
+# A pitfall-lab run's own series, drawn beside train and val: (key for a panel, label).
+PITFALL_SERIES = {
+    "test_set_peeking": ("pitfall/{name}_holdout", "fresh hold-out (the real val split)"),
+    "forget_eval_mode": ("pitfall/{name}_val_eval_mode", "val with model.eval()"),
+}
+
+
 def training_curves(history: Sequence[dict], summary: dict[str, Any]):
     """Loss and the main metric per epoch, train vs. validation; the best epoch (a dashed line
     and a ring on the monitored validation curve) and, for a run that stopped early, the epoch
@@ -54,6 +61,9 @@ def training_curves(history: Sequence[dict], summary: dict[str, Any]):
     best_epoch = summary.get("best_epoch")
     monitor = summary.get("monitor") or "loss/val"
     stopped = summary.get("status") == "stopped_early" and history
+    pitfall = (summary.get("pitfall") or {}).get("name")
+    val_label = "val = the test split (peeked at)" if pitfall == "test_set_peeking" else "val"
+    extra = PITFALL_SERIES.get(pitfall)
     for ax, name in zip(axes, panels):
         for split, style in (("train", "-"), ("val", "-")):
             epochs, values = _series(history, f"{name}/{split}")
@@ -63,9 +73,13 @@ def training_curves(history: Sequence[dict], summary: dict[str, Any]):
                     values,
                     style,
                     linewidth=1.8,
-                    label=split,
+                    label=val_label if split == "val" else split,
                     marker="" if len(epochs) > 12 else ".",
                 )
+        if extra is not None:
+            epochs, values = _series(history, extra[0].format(name=name))
+            if epochs:
+                ax.plot(epochs, values, "--", color="tab:purple", linewidth=1.5, label=extra[1])
         if best_epoch is not None:
             ax.axvline(
                 best_epoch,
@@ -104,10 +118,13 @@ def training_curves(history: Sequence[dict], summary: dict[str, Any]):
         handles,
         labels,
         loc="outside upper center",
-        ncols=len(labels),
+        ncols=len(labels) if extra is None else -(-len(labels) // 2),  # (longer labels: 2 rows)
         fontsize=9,
         handlelength=1.5,
         columnspacing=1.0,
+        # (a pitfall-lab run says so above its curves)
+        title=f"pitfall lab: {pitfall} (a demonstration)" if pitfall else None,
+        title_fontsize=9.5,
     )
     return fig
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.batches import EvalBatches
+from .data.batches import EvalBatches, evaluation_batches
 from .data.module import DataModule
 from .metrics import MetricAccumulator
 from .tasks import Head
@@ -36,13 +36,41 @@ def evaluate(
     metrics: MetricAccumulator,
     autocast: contextlib.AbstractContextManager,
     all_reduce=None,
+    mode=eval_mode,
 ) -> dict[str, float]:
-    """Metrics over every batch (across processes when `all_reduce` sums over them)."""
-    with eval_mode(model), autocast:
+    """Metrics over every batch (across processes when `all_reduce` sums over them), in `mode`
+    (a context manager factory taking the model: eval_mode; a pitfall may choose another)."""
+    with mode(model), autocast:
         for x, y in batches.batches():
             outputs = model(x)
             metrics.update(loss_fn(outputs, y), outputs, y)
     return metrics.compute(all_reduce)
+
+
+class SplitEvaluator:
+    """Metrics on a named split of `tensors` with the model's current weights: what
+    `Trainer.evaluate` runs. `mode` is the context validation and test run in (`eval_mode`,
+    unless a pitfall of the pitfall lab chose another at set-up); `__call__(split, mode)` can
+    name another for one evaluation."""
+
+    def __init__(self, state, loss_fn, tensors, settings, dist, new_metrics, mode=eval_mode):
+        self.state, self.loss_fn, self.tensors = state, loss_fn, tensors
+        self.settings, self.dist, self.new_metrics, self.mode = settings, dist, new_metrics, mode
+
+    def __call__(self, split: str, mode=None) -> dict[str, float]:
+        dist = self.dist
+        batches = evaluation_batches(self.tensors, split, self.settings, dist.rank, dist.world_size)
+        autocast = self.state.precision.autocast()
+        metrics = self.new_metrics()  # no DDP collectives: reduced in `evaluate`
+        return evaluate(
+            self.state.model,
+            self.loss_fn,
+            batches,
+            metrics,
+            autocast,
+            dist.all_reduce_sum,
+            mode or self.mode,
+        )
 
 
 def model_outputs(

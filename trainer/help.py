@@ -19,6 +19,7 @@ GROUPS = {  # one line per group: what choosing from it does
     "scheduler": "how the learning rate changes during the run (one choice)",
     "logger": "where the curves go (one choice)",
     "trainer": "the loop's settings: epochs, batch size, precision, clipping, seed, ...",
+    "pitfall": "the pitfall lab: a classic mistake made on purpose (+pitfall=NAME; off unless chosen)",
     "experiment": "a ready-made comparison (a sweep preset: use with -m); off unless chosen",
     "hparams_search": "an automatic hyperparameter search (use with -m); off unless chosen",
 }
@@ -39,6 +40,7 @@ examples:
   python -m trainer -m optimizer.lr=1e-4,1e-3,1e-2         # a sweep: one run directory per value
   python -m trainer -m experiment=compare_optimizers        # SGD, SGD+momentum, Adam, AdamW
   python -m trainer mode=lr_find                            # learning-rate range test
+  python -m trainer -m +pitfall=none,forget_zero_grad       # the pitfall lab: a mistake side by side
   python -m trainer.schedule scheduler=cosine               # draw a schedule, no training
   python -m trainer model=custom model._target_=mymodels.Net # your own nn.Module
   python -m trainer.runs                                    # every run and sweep, newest first

@@ -29,16 +29,15 @@ from torch import nn
 from .callbacks.base import PER_BATCH_HOOKS, Callback, end_of_run, in_call_order, overrides
 from .checkpoints import load_checkpoint, snapshot
 from .context import RunConfig, RunContext
-from .data.batches import evaluation_batches
 from .data.module import DataModule
 from .devices import anomaly_detection
 from .distributed import peer_failure
 from .errors import DistributedFailure, TrainingInterrupted
-from .evaluation import evaluate
 from .files import BackgroundWriter, write_json
 from .health.baselines import chance_level
 from .metrics import MetricAccumulator
 from .paths import new_run_dir, resolve_checkpoint
+from .pitfalls import Pitfall, active_pitfall, with_pitfall
 from .prepare import place
 from .record import RunRecord
 from .settings import ParamGroupSettings, TrainerSettings
@@ -55,7 +54,8 @@ class Trainer:
 
     Settings are keywords of `TrainerSettings` (max_epochs=50, batch_size=32, ...). `fit(data)`
     trains and validates every epoch; `test(data)` evaluates the test split once, on the best
-    weights; `finish()` writes the run's metrics.json and closes the loggers. After `setup`,
+    weights; `finish()` writes the run's metrics.json and closes the loggers. `pitfall` (from
+    trainer.pitfalls) repeats one classic mistake on purpose, chosen once at set-up. After `setup`,
     `state`, `record` and `predictions` hold the model and optimizer, the history, and what the
     model predicts.
     """
@@ -74,13 +74,15 @@ class Trainer:
         module_lr: Mapping[str, float] | None = None,
         run_dir: str | Path | None = None,
         run_config: RunConfig | dict | None = None,
+        pitfall: Pitfall | None = None,
         **settings: Any,
     ) -> None:
         self.settings = TrainerSettings.from_keywords(**settings)
         self.model, self.loss_fn = model, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_interval = scheduler_interval
-        self.callbacks = in_call_order(callbacks, loggers)  # loggers are callbacks too
+        self.pitfall = active_pitfall(pitfall)  # a classic mistake on purpose (pitfalls/)
+        self.callbacks = in_call_order(with_pitfall(callbacks, self.pitfall), loggers)
         self.param_groups = ParamGroupSettings(decay_bias_and_norm, dict(module_lr or {}))
         self.run_dir = Path(run_dir) if run_dir is not None else new_run_dir()
         self.config = RunConfig.of(run_config)
@@ -107,11 +109,13 @@ class Trainer:
             self.param_groups,
             s,
             data,
+            self.pitfall,
         )
         self.dist, self.device, self.head = placed.dist, placed.device, placed.head
         self.model, self.state, self.step = placed.model, placed.state, placed.step
-        self.train_batches, self._tensors = placed.train_batches, placed.tensors
+        self.train_batches = placed.train_batches
         self._target_std, self.predictions = placed.target_std, placed.predictions
+        self._evaluate = placed.evaluate  # (in the context a pitfall may have chosen)
         # Callbacks ask for the gradient norm every n steps (grad_norm_every_n_steps).
         asks = [getattr(cb, "grad_norm_every_n_steps", 0) for cb in self.callbacks.values()]
         self._grad_norm_every = min((n for n in asks if n), default=0)
@@ -318,12 +322,7 @@ class Trainer:
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Metrics on one split with the current weights (no callbacks)."""
-        batches = evaluation_batches(
-            self._tensors, split, self.settings, self.dist.rank, self.dist.world_size
-        )
-        autocast = self.state.precision.autocast()
-        model, metrics = self.state.model, self._new_metrics()  # no DDP collectives: reduced below
-        return evaluate(model, self.loss_fn, batches, metrics, autocast, self.dist.all_reduce_sum)
+        return self._evaluate(split)
 
     def _new_metrics(self) -> MetricAccumulator:
         return MetricAccumulator(self.head, self.device, self._target_std)

@@ -1,6 +1,8 @@
 """Putting a run's parts in place, once, before the first step: the processes (DDP), the
 device, the precision, the data as tensors on the device, the model there (wrapped for DDP),
-then the optimizer and the schedule built on the placed model, and the training step."""
+then the optimizer and the schedule built on the placed model, the training step and the
+evaluation. A pitfall of the pitfall lab (pitfalls/) chooses some of these differently here,
+once: the loop runs whatever it is given."""
 
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ from .data.module import DataModule
 from .devices import configure_torch, resolve_device
 from .distributed import Distributed
 from .errors import UserError
-from .evaluation import Predictions
+from .evaluation import Predictions, SplitEvaluator
 from .losses import head_for
-from .metrics import check_monitor
+from .metrics import MetricAccumulator, check_monitor
 from .optim import build_optimizer
+from .pitfalls import Pitfall
 from .precision import Precision
 from .schedulers import build_schedule
 from .settings import ParamGroupSettings, TrainerSettings
@@ -42,6 +45,7 @@ class Placed:
     step: TrainStep | None  # None for evaluation only (no optimizer)
     predictions: Predictions  # the model's predictions in the data's terms
     target_std: torch.Tensor | None  # regression targets' scale, for metrics in their units
+    evaluate: SplitEvaluator  # metrics on a named split with the current weights
 
 
 def place(
@@ -53,10 +57,13 @@ def place(
     param_groups: ParamGroupSettings,
     settings: TrainerSettings,
     data: DataModule,
+    pitfall: Pitfall | None = None,
 ) -> Placed:
     """Build the run's parts in dependency order (`optimizer` and `scheduler` are factories, or
-    a built optimizer, or None to evaluate only)."""
+    a built optimizer, or None to evaluate only). `pitfall`: a classic mistake to make on
+    purpose (None: the right way)."""
     s, spec = settings, data.spec
+    pitfall = pitfall or Pitfall()  # (the base class is the right way: it changes nothing)
     dist = Distributed(s.strategy, s.ddp_backend)
     device = resolve_device(s.device, dist.local_rank)
     dist.check_device(device, spec.sizes["train"])
@@ -88,6 +95,7 @@ def place(
             name: (torch.as_tensor(x).to(device), head.targets(y).to(device))
             for name, (x, y) in data.arrays.items()
         }
+    tensors = pitfall.splits(tensors)
     norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
     batch_norm = any(isinstance(module, norms) for module in unwrapped.modules())
     if batch_norm and s.batch_size < 2 * dist.world_size:
@@ -98,8 +106,10 @@ def place(
             key="trainer.batch_size",
         )
     min_per_rank = 2 if batch_norm else 1  # a last batch of one sample is left out of the epoch
-    batches = training_batches(
-        tensors["train"], s, dist.rank, dist.world_size, min_per_rank, data.augment
+    batches = pitfall.batches(
+        training_batches(
+            tensors["train"], s, dist.rank, dist.world_size, min_per_rank, data.augment
+        )
     )
     steps_per_epoch = -(-len(batches) // s.accumulate_grad_batches)
     if s.max_epochs is None:  # (the settings object is the Trainer's: everything reads this)
@@ -108,6 +118,8 @@ def place(
         optimizer = build_optimizer(
             optimizer, unwrapped, device, param_groups.decay_bias_and_norm, param_groups.module_lr
         )
+    if optimizer is not None:
+        scheduler = pitfall.rates(optimizer, scheduler)
     schedule = None
     if scheduler is not None:
         schedule = build_schedule(
@@ -116,7 +128,7 @@ def place(
     state = TrainingState(unwrapped, optimizer, schedule, precision, len(batches), steps_per_epoch)
     step = None
     if optimizer is not None:
-        step = TrainStep(
+        step = pitfall.step_class(
             wrapped,
             loss_fn,
             optimizer,
@@ -131,6 +143,26 @@ def place(
     std = data.target_scaler.std if data.target_scaler is not None else None
     target_std = None if std is None else torch.as_tensor(std, dtype=torch.float32)
     predictions = Predictions(unwrapped, head, data, device, s.eval_batch_size, precision.autocast)
+    evaluate = SplitEvaluator(
+        state,
+        loss_fn,
+        tensors,
+        s,
+        dist,
+        lambda: MetricAccumulator(head, device, target_std),
+        pitfall.evaluation_mode,
+    )
+    pitfall.attach(evaluate)
     return Placed(
-        dist, device, head, wrapped, tensors, batches, state, step, predictions, target_std
+        dist,
+        device,
+        head,
+        wrapped,
+        tensors,
+        batches,
+        state,
+        step,
+        predictions,
+        target_std,
+        evaluate,
     )

@@ -45,6 +45,7 @@ class RunRecord:
         self.environment: dict | None = None
         self.dataset: dict | None = None
         self.absent_splits: dict[str, str] = {}  # data.split left out validation or test
+        self.pitfall: dict | None = None  # the pitfall lab's mistake and what it measured
         self._started = time.time()
         self._session_start = self._started
         self._wall_time_before = 0.0
@@ -180,6 +181,7 @@ class RunRecord:
             "run_dir": str(self.run_dir),
             "environment": self.environment,
             "dataset": self.dataset,
+            **({"pitfall": self.pitfall} if self.pitfall is not None else {}),
             "history": self.history,
         }
 

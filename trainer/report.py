@@ -74,10 +74,25 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def demonstration(text: str) -> Text:
+    """A pitfall-lab line: styled so that nobody takes the run for a normal one."""
+    return Text(text, style="bold yellow")
+
+
+def pitfall_text(pitfall: dict[str, Any]) -> str:
+    """The end panel's line for a pitfall-lab run (metrics.json's `pitfall`)."""
+    return (
+        f"{pitfall['name']} — a demonstration: this run repeated a classic mistake on purpose "
+        f"({pitfall['what']}); the health report says what it did"
+    )
+
+
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """What a run's summary says, as (key, text) rows: the end panel and TensorBoard's text tab."""
     reason = f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""
     rows = [("status", summary["status"] + reason)]
+    if summary.get("pitfall"):
+        rows.insert(0, ("pitfall lab", pitfall_text(summary["pitfall"])))
     if summary.get("error"):
         rows.append(("error", summary["error"]))
     if summary.get("best_val_metric") is not None:
@@ -119,7 +134,10 @@ def end_summary(summary: dict[str, Any], run_dir: Path, writes_files: bool = Tru
         status, "red"
     )
     rows: list[tuple[str, str | Text]] = list(summary_rows(summary))
-    rows[0] = ("status", Text(rows[0][1], style=style))
+    at = 1 if summary.get("pitfall") else 0
+    rows[at] = ("status", Text(rows[at][1], style=style))
+    if at:
+        rows[0] = (rows[0][0], demonstration(str(rows[0][1])))
     commands = []  # printed below the panel, unwrapped, so that each can be copied whole
     if writes_files:
         rows.append(("run dir", str(run_dir)))

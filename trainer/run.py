@@ -45,6 +45,12 @@ def run(
     if cfg.get("print_config"):
         report.config_tree(OmegaConf.to_container(cfg, resolve=True))
     mode = cfg.get("mode", "train")
+    if mode != "train" and choices.get("pitfall") not in (None, "none"):
+        raise UserError(
+            f"+pitfall={choices['pitfall']} repeats a mistake inside a training run; mode={mode} "
+            "does not train, so it cannot show it. Drop +pitfall, or use mode=train.",
+            key="pitfall",
+        )
     if mode == "train":
         return train(cfg, run_dir, choices, overrides)
     if mode == "lr_find":
@@ -91,9 +97,8 @@ def train(
         summary = trainer.finish()
     except BaseException as error:
         summary = trainer.finish(error=error)
-        if (
-            trainer.is_main_process and trainer.record.history
-        ):  # (a failed set-up: the error says it all)
+        shown = trainer.record.history or (trainer.pitfall and trainer.record.nonfinite)
+        if trainer.is_main_process and shown:  # (a failed set-up: the error says it all)
             report.end_summary(summary, run_dir, trainer.writes_files)
         raise
     if trainer.is_main_process:
@@ -140,7 +145,9 @@ def start_rows(
     state, settings = trainer.state, trainer.settings
     total, _, _ = summarize(state.model)
     opt_text = _optimizer_text(
-        cfg, f"{choices.get('optimizer', 'custom')} ({type(trainer.state.optimizer).__name__})"
+        cfg,
+        f"{choices.get('optimizer', 'custom')} ({type(trainer.state.optimizer).__name__})",
+        getattr(trainer.pitfall, "factor", None),
     )
     schedule = (
         "none"
@@ -191,6 +198,8 @@ def start_rows(
         ("callbacks", _callbacks_text(trainer, choices.get("callbacks"))),
         ("output", str(run_dir) if trainer.writes_files else "nothing is written (fast_dev_run)"),
     ]
+    if trainer.pitfall is not None:  # a demonstration: said first, where everyone looks
+        rows.insert(0, ("pitfall lab", report.demonstration(trainer.pitfall.banner())))
     if trainer.record.resumed_from:
         rows.append(
             (
@@ -201,13 +210,15 @@ def start_rows(
     return rows
 
 
-def _optimizer_text(cfg: DictConfig, choice: str) -> str:
-    """The optimizer's settings as they are used: the rate, weight decay (and what it skips),
-    momentum and whether it is Nesterov's."""
+def _optimizer_text(cfg: DictConfig, choice: str, lr_factor: float | None = None) -> str:
+    """The optimizer's settings as they are used: the rate (times `lr_factor`, the pitfall lab's
+    lr_far_too_high), weight decay (and what it skips), momentum and whether it is Nesterov's."""
     opt, parts = cfg.optimizer, []
     for key in ("lr", "weight_decay", "momentum"):
         if isinstance(opt.get(key), (int, float)) and not isinstance(opt.get(key), bool):
             parts.append(f"{key} {opt[key]:g}")
+            if key == "lr" and lr_factor is not None:
+                parts[-1] = f"lr {opt.lr * lr_factor:g} (+pitfall: {opt.lr:g} set x {lr_factor:g})"
     if opt.get("momentum") and "nesterov" in opt:
         parts.append("Nesterov" if opt.nesterov else "classic momentum")
     if (opt.get("weight_decay") or 0) > 0 and not cfg.param_groups.decay_bias_and_norm:
@@ -219,7 +230,8 @@ SINGLE_CALLBACK_FILES = ("early_stopping", "lr_monitor", "model_checkpoint", "pr
 
 
 def _callbacks_text(trainer, choice: str | None) -> str:
-    names = ", ".join(trainer.callbacks) or "none"
+    lab = trainer.pitfall is not None  # (the pitfall lab's callback has a row of its own)
+    names = ", ".join(n for n in trainer.callbacks if not (lab and n == "pitfall")) or "none"
     if choice in SINGLE_CALLBACK_FILES:
         return (
             f"{names} only: callbacks={choice} replaced the default set; to drop one callback "

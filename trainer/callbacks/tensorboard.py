@@ -235,6 +235,10 @@ class TensorBoardLogger(Callback):
                     files.submit(self._write_curves, Path(run.run_dir), history, summary, epoch)
             text = "\n".join(f"- {key}: {value}" for key, value in summary_rows(summary))
             files.submit(self._write_text, "summary", text, epoch)
+            if summary.get("pitfall"):  # the pitfall lab: what the mistake was and measured
+                lines = [f"- {key}: {value}" for key, value in summary["pitfall"].items()]
+                text = "**a demonstration of a classic mistake**\n\n" + "\n".join(lines)
+                files.submit(self._write_text, "pitfall", text, epoch)
             if summary.get("health"):
                 from ..health import verdict
 

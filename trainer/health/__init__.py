@@ -10,9 +10,13 @@ norms, per-layer too when measured), the task's chance level recorded at set-up
               info     what the run handled itself, or context
     verdict   "healthy" when no finding is a warning or an error, else the first one's kind
 
+A run of the pitfall lab (metrics.json's `pitfall`) gets a finding of its own first (kind
+`pitfall`, a warning: the verdict never calls it healthy), saying what the mistake did; the
+other findings describe its symptoms, without fixes of their own (the fix is the pitfall's).
+
 Modules: `baselines` (chance levels), `curves` (the history as series), `facts` (what the run
 was: model, callbacks, config, command), `advice` (suggestions that exist in the config),
-`rules` and `fitting` (one function per finding).
+`rules` and `fitting` (one function per finding), `pitfalls` (the pitfall lab's finding).
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from .advice import Advisor
 from .baselines import chance_level
 from .curves import Curves
 from .facts import run_facts
+from .pitfalls import pitfall_finding
 
 __all__ = ["KINDS", "chance_level", "diagnose", "diagnose_run", "run_facts", "verdict"]
 
 MIN_EPOCHS = 3
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 KINDS = (
+    "pitfall",
     "divergence",
     "lr_too_high",
     "exploding_gradients",
@@ -59,7 +65,8 @@ def verdict(findings: list[dict[str, Any]] | None) -> str:
 def diagnose_run(trainer, summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The findings for a Trainer's run (its summary): `diagnose` with the rate the user set
     and the facts `run_facts` gathers."""
-    return diagnose(summary, trainer.head.task, trainer.state.base_lr(), run_facts(trainer))
+    lr = (summary.get("pitfall") or {}).get("lr_set", trainer.state.base_lr())  # (the lab's x)
+    return diagnose(summary, trainer.head.task, lr, run_facts(trainer))
 
 
 def diagnose(
@@ -74,6 +81,8 @@ def diagnose(
     found: list[dict[str, Any]] = []
     if summary.get("nonfinite"):
         found.append(rules.divergence(summary, advisor))
+    if summary.get("pitfall"):
+        return _with_pitfall(found, curves, summary, facts, advisor)
     if curves.n < MIN_EPOCHS:
         if not found and summary.get("history"):
             found.append(
@@ -91,6 +100,18 @@ def diagnose(
     if not curves.has_val:
         found.append(fitting.no_validation(curves))
     return _ordered(found, curves, summary)
+
+
+def _with_pitfall(found, curves: Curves, summary, facts, advisor) -> list[dict[str, Any]]:
+    """A pitfall-lab run: the pitfall's finding first, then the symptoms the other rules see,
+    their fixes left out (each would repeat the mistake: the command keeps the pitfall)."""
+    if curves.n >= MIN_EPOCHS and not found:
+        found += _diagnose_curves(curves, summary, facts, advisor)
+    for symptom in found:
+        symptom["message"] = symptom["message"].split(" Fix: ")[0]
+        symptom["advice"] = None
+    lab = pitfall_finding(summary, curves, advisor)
+    return [lab, *sorted(found, key=lambda f: SEVERITY_ORDER[f["severity"]])]
 
 
 def _diagnose_curves(c: Curves, summary, facts, advisor) -> list[dict[str, Any]]:
