@@ -26,10 +26,19 @@ def to_rgb(figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def save_png(figure, path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+def save_png(figure, path) -> np.ndarray:
+    """Render the figure once and write it as a PNG; returns the (H, W, 3) array (for TensorBoard),
+    so a figure that is both saved and logged is drawn once."""
+    rgb = to_rgb(figure)
+    write_png(rgb, path)
+    return rgb
 
-    FigureCanvasAgg(figure).print_png(str(path))
+
+def write_png(rgb: np.ndarray, path) -> None:
+    """An already rendered (H, W, 3) uint8 array as a PNG file (Pillow, as matplotlib itself)."""
+    from PIL import Image
+
+    Image.fromarray(rgb).save(str(path), format="png")
 
 
 def decision_boundary(

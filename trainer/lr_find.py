@@ -101,11 +101,11 @@ def run_lr_find(
     from . import figures
 
     figure = figures.loss_vs_lr(rates, losses, curve, suggestion)
-    figures.save_png(figure, run_dir / "lr_find.png")
+    image = figures.save_png(figure, run_dir / "lr_find.png")
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(str(run_dir)) as writer:
-        writer.add_image("lr_find/loss_vs_lr", figures.to_rgb(figure), 0, dataformats="HWC")
+        writer.add_image("lr_find/loss_vs_lr", image, 0, dataformats="HWC")
         for i, (r, v) in enumerate(zip(rates, curve)):
             if math.isfinite(v):
                 writer.add_scalar("lr_find/smoothed_loss", v, i)

@@ -3,24 +3,14 @@ what the optimizer and the callbacks really are."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from helpers import FAST, cli_env, metrics_of, run_cli, unsaid
+from helpers import FAST, metrics_of, run_cli, trainer_cli, unsaid
 
 pytestmark = pytest.mark.e2e
 
 
 def _trainer(args, tmp_path, **env):
-    return subprocess.run(
-        [sys.executable, "-m", "trainer", *args],
-        cwd=tmp_path,
-        env={**cli_env(), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return trainer_cli(args, tmp_path, env=env, timeout=120)
 
 
 def test_help_describes_every_group_and_shows_callbacks_as_a_set(tmp_path):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, cli_env
+from helpers import ROOT, cli_env, run_module
 
 pytestmark = pytest.mark.e2e
 
@@ -160,9 +160,12 @@ def test_readme_step_runs_as_written(step: Step, workspace: Path):
     env = cli_env()
     env["PYTHONPATH"] = os.pathsep.join([str(workspace), env["PYTHONPATH"]])
     env["HOME"] = str(workspace)  # (--install-completion writes to ~/.bashrc)
-    result = subprocess.run(
-        argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=300
-    )
+    if argv[:2] == [sys.executable, "-m"]:  # python -m trainer...: from the suite's fork server
+        result = run_module(argv[2], argv[3:], workspace, env=env, timeout=300)
+    else:
+        result = subprocess.run(
+            argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=300
+        )
     shown = re.sub(r"outputs/runs/\S+", "<run>", " ".join(shlex.split(step.text, comments=True)))
     expected = EXPECTED_TO_FAIL.get(shown, 0) if step.kind == "command" else 0
     assert result.returncode == expected, (

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from helpers import FAST, cli_env, metrics_of, run_cli, unsaid
+from helpers import FAST, cli_env, metrics_of, run_cli, run_module, trainer_cli, unsaid
 
 pytestmark = pytest.mark.e2e
 
@@ -219,14 +219,7 @@ def test_a_failed_start_leaves_no_run_directory(tmp_path):
 
 def test_mode_test_writes_into_the_evaluated_run_and_nowhere_else(run_copy, tmp_path):
     before = _files(run_copy)
-    result = subprocess.run(
-        [sys.executable, "-m", "trainer", "mode=test", f"trainer.resume={run_copy}"],
-        cwd=tmp_path,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = trainer_cli(["mode=test", f"trainer.resume={run_copy}"], tmp_path)
     assert result.returncode == 0, result.stderr
     (evaluation,) = (run_copy / "evaluations").iterdir()
     assert metrics_of(evaluation)["test"] == metrics_of(run_copy)["test"]
@@ -236,13 +229,7 @@ def test_mode_test_writes_into_the_evaluated_run_and_nowhere_else(run_copy, tmp_
 
 
 def test_summarising_a_folder_without_runs_is_an_error_and_writes_nothing(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "trainer.summarize", str(tmp_path)],
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_module("trainer.summarize", [tmp_path], tmp_path, timeout=60)
     _refused(result, f"'{tmp_path}' holds no runs of a sweep")
     assert list(tmp_path.iterdir()) == []
 

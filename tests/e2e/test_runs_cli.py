@@ -10,7 +10,7 @@ import sys
 from datetime import datetime
 
 import pytest
-from helpers import cli_env, metrics_of, run_cli
+from helpers import cli_env, metrics_of, run_cli, run_module
 
 pytestmark = pytest.mark.e2e
 
@@ -24,14 +24,7 @@ LONG = [
 
 
 def tool(module, *args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", f"trainer.{module}", *args],
-        cwd=cwd,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_module(f"trainer.{module}", args, cwd, timeout=120)
 
 
 def _wait_for_epoch(process, epoch, timeout=180):

@@ -5,12 +5,10 @@ import csv
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
-from helpers import cli_env, metrics_of, run_cli
+from helpers import metrics_of, run_cli, run_module
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -103,13 +101,7 @@ def test_summary_can_be_rebuilt_from_the_run_directories(basic_sweep):
     before = _rows(sweep_dir)
     (sweep_dir / "summary.json").unlink()
     (sweep_dir / "summary.csv").unlink()
-    result = subprocess.run(
-        [sys.executable, "-m", "trainer.summarize", str(sweep_dir)],
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_module("trainer.summarize", [sweep_dir], sweep_dir, timeout=120)
     assert result.returncode == 3  # a job failed
     assert _rows(sweep_dir) == before and (sweep_dir / "summary.csv").is_file()
 

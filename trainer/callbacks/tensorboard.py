@@ -197,12 +197,18 @@ class TensorBoardLogger(Callback):
             )
         images = {}
         for tag, fig in drawn.items():
-            images[tag] = figures.to_rgb(fig)
-            if self.save_figures:
-                folder = Path(run.run_dir) / "figures"
-                folder.mkdir(parents=True, exist_ok=True)
-                figures.save_png(fig, folder / f"{tag.split('/')[-1]}.png")
+            images[tag] = self._rendered(fig, run.run_dir, tag)
         return images
+
+    def _rendered(self, fig, run_dir, tag: str) -> np.ndarray:
+        """The figure drawn once: as an array for TensorBoard, and figures/<name>.png."""
+        from .. import figures
+
+        if not self.save_figures:
+            return figures.to_rgb(fig)
+        folder = Path(run_dir) / "figures"
+        folder.mkdir(parents=True, exist_ok=True)
+        return figures.save_png(fig, folder / f"{tag.split('/')[-1]}.png")
 
     def _lr_figure(self, run) -> dict[str, np.ndarray]:
         from .. import figures
@@ -211,11 +217,7 @@ class TensorBoardLogger(Callback):
         if not steps:
             return {}
         fig = figures.lr_schedule(steps, rates, run.state.steps_per_epoch)
-        if self.save_figures:
-            folder = Path(run.run_dir) / "figures"
-            folder.mkdir(parents=True, exist_ok=True)
-            figures.save_png(fig, folder / "lr_schedule.png")
-        return {"figures/lr_schedule": figures.to_rgb(fig)}
+        return {"figures/lr_schedule": self._rendered(fig, run.run_dir, "figures/lr_schedule")}
 
     # -- end of the run
     def on_run_end(self, run, summary) -> None:
@@ -256,13 +258,11 @@ class TensorBoardLogger(Callback):
 
     def _write_curves(self, run_dir: Path, history: list, summary: dict, epoch: int) -> None:
         """figures/curves.png and the image `figures/curves`: loss and the main metric."""
-        from .. import curve_figures, figures
+        from .. import curve_figures
 
         fig = curve_figures.training_curves(history, summary)
-        if self.save_figures:
-            (run_dir / "figures").mkdir(parents=True, exist_ok=True)
-            figures.save_png(fig, run_dir / "figures" / "curves.png")
-        self.writer.add_image("figures/curves", figures.to_rgb(fig), epoch, dataformats="HWC")
+        image = self._rendered(fig, run_dir, "figures/curves")
+        self.writer.add_image("figures/curves", image, epoch, dataformats="HWC")
 
     def _write_text(self, tag: str, text: str, step: int) -> None:
         self.writer.add_text(tag, text, step)
