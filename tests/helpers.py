@@ -134,9 +134,9 @@ def _module_child(module, argv, cwd, env, out_path, err_path):
     except BaseException:
         traceback.print_exc()
         code = 1
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    # What the interpreter does at exit, in its order: threading's exit hooks (e.g. joblib's
+    # executor shutting down) and a join of the non-daemon threads, then the atexit handlers.
+    threading._shutdown()
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

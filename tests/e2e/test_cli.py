@@ -237,7 +237,17 @@ def test_console_script_runs_the_same_cli(tmp_path):
 
 
 def test_installed_package_finds_its_configs_from_another_directory(tmp_path):
-    """A plain (non-editable) install: the wheel carries conf/ as trainer/conf."""
+    """A plain (non-editable) install: the wheel carries conf/ as trainer/conf, and every package.
+    Built from a copy of the source without build/ (a stale build/lib would hide a package
+    missing from pyproject.toml)."""
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", "build", "outputs", ".venv*", "*.egg-info", "__pycache__"
+        ),
+    )
     wheels = tmp_path / "wheels"
     built = subprocess.run(
         [
@@ -245,7 +255,7 @@ def test_installed_package_finds_its_configs_from_another_directory(tmp_path):
             "-m",
             "pip",
             "wheel",
-            str(ROOT),
+            str(source),
             "--no-deps",
             "--no-build-isolation",
             "-w",
