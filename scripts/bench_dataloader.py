@@ -1,7 +1,7 @@
 """What does the DataLoader path cost? Training throughput on images, side by side.
 
     python scripts/bench_dataloader.py               # 4,000 images 3x32x32, 4 epochs each
-    python scripts/bench_dataloader.py --quick       # 600 images, 2 epochs: checks that it works
+    python scripts/bench_dataloader.py --quick       # 256 images, 2 epochs: checks that it works
     python scripts/bench_dataloader.py --json out.json
 
 It writes one .npz of random images (two classes) and trains `model=cnn` on it with the real CLI
@@ -93,10 +93,10 @@ def hand_loop(data: Path, epochs: int, batch: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="600 images, 2 epochs")
+    parser.add_argument("--quick", action="store_true", help="256 images, 2 epochs")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
     args = parser.parse_args()
-    n, epochs, batch = (600, 2, 64) if args.quick else (4000, 4, 64)
+    n, epochs, batch = (256, 2, 64) if args.quick else (4000, 4, 64)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "images.npz"

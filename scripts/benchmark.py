@@ -222,6 +222,11 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads in every process")
     parser.add_argument(
+        "--without-dataloader",
+        action="store_true",
+        help="leave out scripts/bench_dataloader.py's table (it also runs on its own)",
+    )
+    parser.add_argument(
         "--out",
         default=str(ROOT / "outputs" / "benchmark" / "benchmark.md"),
         help="the markdown report; its JSON copy goes beside it (.json)",
@@ -233,7 +238,7 @@ def main() -> None:
         parser.error(f"--workloads: unknown {', '.join(unknown)}; valid: {', '.join(WORKLOADS)}")
     epochs, repeats = dict(EPOCHS), args.repeats
     if args.quick:
-        epochs, repeats = {name: 3 for name in epochs}, 1
+        epochs, repeats = {name: 2 for name in epochs}, 1  # (the first epoch is warm-up)
     contenders = ["hand", "dataloader", "trainer"] + (
         ["lightning"] if lightning_available() else []
     )
@@ -278,7 +283,7 @@ def main() -> None:
     for workload in workloads:
         lines += workload_table(workload, epochs[workload], results[workload])
     lines += startup_table(startup)
-    loader = dataloader_section(args.quick, threads)
+    loader = "" if args.without_dataloader else dataloader_section(args.quick, threads)
     if loader:
         lines += ["**DataLoader path** (scripts/bench_dataloader.py)", "", loader, ""]
     lines += gpu_lines

@@ -1,7 +1,7 @@
 """Measure a parallel sweep against the same sweep run sequentially.
 
     python scripts/sweep_speedup.py             # 6 jobs: moons MLP, 100 epochs each
-    python scripts/sweep_speedup.py --quick     # 6 jobs of 10 epochs (checks that it works)
+    python scripts/sweep_speedup.py --quick     # 6 jobs of 3 epochs (checks that it works)
 
 Runs `python -m trainer -m optimizer.lr=<6 values> ...` once with Hydra's basic launcher
 (one job after the other, in one process) and once with `hydra/launcher=joblib` (jobs in
@@ -65,10 +65,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="10 epochs per job")
+    parser.add_argument("--quick", action="store_true", help="3 epochs per job")
     parser.add_argument("--epochs", type=int, default=100)
     args = parser.parse_args()
-    epochs = 10 if args.quick else args.epochs
+    epochs = 3 if args.quick else args.epochs
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         single = run_sweep(None, epochs, tmp / "one", rates=RATES.split(",")[0])

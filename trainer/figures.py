@@ -50,7 +50,7 @@ def decision_boundary(
     class_names: Sequence[str],
     title: str,
     feature_names: Sequence[str] = ("x0", "x1"),
-    resolution: int = 200,
+    resolution: int = 120,  # grid points per axis (the plot is 230 px wide)
 ):
     """Predicted class regions over the 2-D feature plane (original units), with the data points:
     train faint, validation outlined."""

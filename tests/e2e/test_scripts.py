@@ -18,6 +18,7 @@ def test_benchmark_quick_mode_runs_every_contender(tmp_path):
             "--quick",
             "--workloads",
             "moons_mlp",
+            "--without-dataloader",  # (tests/e2e/test_own_data_cli.py runs that script's quick mode)
             "--out",
             str(out),
         ],
