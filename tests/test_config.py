@@ -111,3 +111,14 @@ def test_configs_ship_inside_the_package():
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert project["tool"]["setuptools"]["package-dir"]["trainer.conf"] == "conf"
     assert "**/*.yaml" in project["tool"]["setuptools"]["package-data"]["trainer.conf"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/runs/2026-01-01/12-00-00", "/s/0_optimizer.lr=0.01", "/s/1_+pitfall=a,b c"]
+)
+def test_a_path_survives_hydra_quoting_and_unquoting(path):
+    from trainer.paths import hydra_unquoted, hydra_value
+
+    quoted = hydra_value(path)
+    assert hydra_unquoted(quoted) == path
+    assert (quoted == path) == ("=" not in path and " " not in path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .paths import config_dir
+from .paths import config_dir, hydra_unquoted, hydra_value
 
 # Where a resumed run's replayed overrides came from, and what the user typed: the job checks
 # every `_target_` they bring in before anything is imported (see trust.py).
@@ -29,7 +29,7 @@ def primary_config() -> DictConfig:
 def _value(argv: list[str], key: str) -> str | None:
     for arg in reversed(argv):
         if arg.startswith(key + "="):
-            return arg.split("=", 1)[1]
+            return hydra_unquoted(arg.split("=", 1)[1])
     return None
 
 
@@ -107,7 +107,7 @@ def _resume_into_run_dir(argv: list[str]) -> list[str]:
         return argv  # the user chose another directory for the continuation
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
     if explicit is None:
-        argv.append(f"hydra.run.dir={run_dir}")
+        argv.append(f"hydra.run.dir={hydra_value(run_dir)}")
     # Nothing is written into the run until the resume trains (rundir.keep_resume_records): a
     # refused resume, or one with nothing left to train, changes no file of the run.
     log = Path(tempfile.gettempdir()) / f"trainer-resume-{os.getpid()}-{stamp}.log"
@@ -128,7 +128,7 @@ def _use_into_run_dir(argv: list[str], folder: str) -> list[str]:
     if run_dir is None:
         return argv
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-    return [*argv, f"hydra.run.dir={run_dir / folder / stamp}"]
+    return [*argv, f"hydra.run.dir={hydra_value(run_dir / folder / stamp)}"]
 
 
 def _name_jobs_by_swept_values(argv: list[str]) -> list[str]:

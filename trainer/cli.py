@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .errors import EXIT_BUG, EXIT_SIGNAL, EXIT_SWEEP_FAILED, EXIT_USER_ERROR
-from .paths import config_dir
+from .paths import config_dir, resume_override
 
 _exit_code = 0  # a single run's failure, reported already by the job
 
@@ -66,7 +66,7 @@ def _report_failure(error: BaseException, run_dir: Path, job: str | None) -> int
     if isinstance(error, TrainingInterrupted):
         message = (
             f"{prefix}interrupted by {error.signal_name}. checkpoints/last.pt holds where the run "
-            f"stopped; continue it with:\n  python -m trainer trainer.resume={run_dir}"
+            f"stopped; continue it with:\n  python -m trainer {resume_override(run_dir)}"
         )
         console.print_user_error(message, title="trainer: interrupted")
         console.file_only(message, logging.WARNING)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +19,28 @@ def config_dir() -> Path:
     raise RuntimeError(
         f"trainer's configs are missing (looked in {here / 'conf'} and {here.parent / 'conf'})"
     )
+
+
+def hydra_value(value: str | Path) -> str:
+    """`value` as an override's value that Hydra's grammar reads back unchanged: as it is when
+    plain, in double quotes when it holds '=', '+', ',', spaces, brackets ... (a sweep job's
+    directory such as 1_optimizer.lr=0.01 does)."""
+    text = str(value)
+    if re.fullmatch(r"[\w./~:@%-]+", text):
+        return text
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+def hydra_unquoted(value: str) -> str:
+    """The inverse of `hydra_value` for a value read from the command line before Hydra."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1].replace("\\" + value[0], value[0])
+    return value
+
+
+def resume_override(run_dir: str | Path) -> str:
+    """`trainer.resume=<run_dir>`, ready to paste into a shell and to be read by Hydra."""
+    return shlex.quote(f"trainer.resume={hydra_value(run_dir)}")
 
 
 def resolve_checkpoint(path: str | Path, prefer: str = "last") -> Path:

@@ -13,6 +13,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from . import console
+from .paths import resume_override
 
 
 def _pairs_table(rows: list[tuple[str, str | Text]]) -> Table:
@@ -143,9 +144,7 @@ def end_summary(summary: dict[str, Any], run_dir: Path, writes_files: bool = Tru
         rows.append(("run dir", str(run_dir)))
         if (run_dir / "checkpoints" / "last.pt").exists() or status == "interrupted":
             rows.append(("checkpoints", str(run_dir / "checkpoints")))
-            commands.append(
-                ("resume", f"python -m trainer trainer.resume={shlex.quote(str(run_dir))}")
-            )
+            commands.append(("resume", f"python -m trainer {resume_override(run_dir)}"))
         if any(run_dir.glob("events.out.tfevents.*")) or (run_dir / "tensorboard").exists():
             commands.append(("tensorboard", tensorboard_command(run_dir)))
     console.show(

@@ -19,7 +19,7 @@ from .argv import claimed
 from .config import validate
 from .data.encoding import describe_columns
 from .errors import UserError
-from .report import command_line
+from .paths import resume_override
 
 log = logging.getLogger("trainer")
 
@@ -120,7 +120,7 @@ def _nothing_to_train(trainer) -> list[tuple[str, str]] | None:
         how = "an uninterrupted run would stop there too; start a new run to train differently"
     elif state.epoch >= trainer.settings.max_epochs:
         why = f"it completed {state.epoch} of trainer.max_epochs={trainer.settings.max_epochs}"
-        how = command_line([f"trainer.resume={run_dir}", f"trainer.max_epochs={2 * state.epoch}"])
+        how = f"python -m trainer {resume_override(run_dir)} trainer.max_epochs={2 * state.epoch}"
     else:
         return None
     return [

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import socket
 import time
 from pathlib import Path
 
 from .errors import UserError
+from .paths import resume_override
 
 LOCK = ".lock"
 _held: list[Path] = []  # locks this process holds (released at exit)
@@ -48,10 +48,9 @@ def refuse_existing_run(folder: Path, key: str = "hydra.run.dir") -> None:
     """A new run may not start where another run lives (its files would be overwritten)."""
     held = run_in(folder)
     if held is not None:
-        quoted = shlex.quote(str(folder))
         raise UserError(
             f"{key}='{folder}' already holds {held}, and a directory holds one run. Continue "
-            f"it with `python -m trainer trainer.resume={quoted}`, or choose another directory "
+            f"it with `python -m trainer {resume_override(folder)}`, or choose another directory "
             "(leave hydra.run.dir out for a new one under outputs/runs/).",
             key=key,
         )

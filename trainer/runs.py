@@ -8,13 +8,13 @@ it. Only files the runs wrote are read; nothing is written. `--json` prints the 
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 from . import run_files
 from .errors import UserError, choices_text, did_you_mean
+from .paths import resume_override
 
 USAGE_EXAMPLES = """examples:
   python -m trainer.runs                              every run under outputs/
@@ -255,7 +255,7 @@ def _notes(entries: list[dict[str, Any]]) -> list[str]:
         if status == "failed":
             lines.append(f"failed: {path}: {run['error'] or run['note'] or 'no error recorded'}")
         elif status in ("interrupted", "killed") and "last.pt" in run["checkpoints"]:
-            command = f"python -m trainer trainer.resume={shlex.quote(path)}"
+            command = f"python -m trainer {resume_override(path)}"
             lines.append(f"{status}: {path}: continue it with `{command}`")
         elif status in ("killed", "missing", "unreadable"):
             lines.append(f"{status}: {path}: {run['note']}")

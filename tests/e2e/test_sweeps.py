@@ -5,10 +5,11 @@ import csv
 import json
 import os
 import re
+import shlex
 import time
 
 import pytest
-from helpers import metrics_of, run_cli, run_module
+from helpers import metrics_of, run_cli, run_module, trainer_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -236,3 +237,23 @@ def test_lr_find_suggests_a_rate_the_default_model_trains_well_with(tmp_path):
         check=True,
     )
     assert metrics_of(tmp_path / "train")["best"]["accuracy/val"] >= 0.95
+
+
+def test_a_jobs_printed_resume_command_runs_as_pasted(tmp_path):
+    """A job's directory holds '=' (0_optimizer.lr=0.01): the printed command quotes it for
+    Hydra and for the shell (it was a grammar error)."""
+    sweep = run_cli(
+        ["optimizer.lr=0.01,0.02", "trainer.max_epochs=2", "logger=none"], tmp_path, multirun=True
+    )
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    job = sweep.dir / "0_optimizer.lr=0.01"
+    printed = [
+        line.split(":", 1)[1].strip()
+        for line in sweep.stdout.splitlines()
+        if line.startswith("resume:") and str(job) in line
+    ]
+    assert printed == [f"python -m trainer 'trainer.resume=\"{job}\"'"]
+    words = shlex.split(printed[0])
+    resumed = trainer_cli([*words[3:], "trainer.max_epochs=3"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert metrics_of(job)["epochs_run"] == 3
