@@ -72,10 +72,11 @@ def _why_not(command: str) -> str | None:
 
 
 def _run_above(step: Step) -> str | None:
-    """A command shown twice (say, in Learning with trainer and in Sweeps) runs once, where it
-    first appears; one with a <placeholder> depends on what ran before it and always runs."""
+    """A sweep shown twice (in Learning with trainer and in Sweeps) runs once, where it first
+    appears. Single runs always run: a later `outputs/runs/<date>/<time>` means the run just
+    before it, and so does a command with a <placeholder> itself."""
     words = shlex.split(step.text, comments=True)
-    if "<" in step.text:
+    if "<" in step.text or words[:3] != ["python", "-m", "trainer"] or "-m" not in words[3:]:
         return None
     first = next(
         (s for s in STEPS if s.kind == "command" and shlex.split(s.text, comments=True) == words),
