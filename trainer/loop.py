@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .callbacks.base import PER_BATCH_HOOKS, Callback, end_of_run, in_call_order, overrides
+from .callbacks.base import Callback, end_of_run, in_call_order, per_batch_hooks
 from .checkpoints import load_checkpoint, snapshot
 from .context import RunConfig, RunContext
 from .data.module import DataModule
@@ -125,10 +126,6 @@ class Trainer:
         self._data_state = data.state_dict()
         self._train_metrics = self._new_metrics()
         self._last_loss: torch.Tensor | None = None
-        self._per_batch = {
-            hook: [cb for cb in self.callbacks.values() if overrides(cb, hook)]
-            for hook in PER_BATCH_HOOKS
-        }
         self.context = RunContext(
             state=self.state,
             record=self.record,
@@ -154,6 +151,7 @@ class Trainer:
         record.start()
         record.write(self.files, force=True)
         self._call("on_fit_start")
+        self._per_batch = per_batch_hooks(self.callbacks)  # (as on_fit_start left them)
         try:
             with self._signals, anomaly_detection(self.settings.detect_anomaly):
                 while (
@@ -217,8 +215,9 @@ class Trainer:
                 self._optimizer_step()
             self._call_batch("on_train_batch_end", batch_idx, loss)
         state.epoch_complete = True
-        self._check_finite(may_interrupt=False)
-        return self._train_metrics.compute(self.dist.all_reduce_sum)
+        train = self._train_metrics.compute(self.dist.all_reduce_sum)  # (all ranks: the same)
+        self._check_epoch_finite(train["loss"] if self._train_metrics.samples else 0.0)
+        return train
 
     def _optimizer_step(self) -> None:
         state, step = self.state, self.step
@@ -251,27 +250,32 @@ class Trainer:
     def _check_finite(self, may_interrupt: bool) -> None:
         """Stop when the loss went NaN/inf (with on_nonfinite=stop), and under DDP agree on a
         pending signal. Runs every `check_finite_every_n_steps` optimizer steps on the latest
-        loss, and at the end of each epoch on the running loss sum, which turned non-finite with
-        the first such batch: never per step."""
-        state = self.state
-        loss = self._train_metrics.loss_sum() if state.epoch_complete else self._last_loss
+        loss: never per step."""
         received = self._signals.received is not None
-        bad, interrupted = self.step.check(loss, received, self.dist, self.device)
+        bad, interrupted = self.step.check(self._last_loss, received, self.dist, self.device)
         if bad:
-            steps, lr = [self._last_check_step, state.global_step], state.learning_rates()["lr"]
-            self.record.nonfinite = {
-                "epoch": state.epoch,
-                "steps": steps,
-                "lr": lr,
-                "value": str(loss.item()),
-                "skipped_in_a_row": self.step.skipped_in_a_row,
-            }
-            raise nonfinite_error(self.record.nonfinite)
-        self._last_check_step = state.global_step
+            self._stop_nonfinite(self._last_loss.item())
+        self._last_check_step = self.state.global_step
         if interrupted:
             self._signals.received = self._signals.received or "SIGTERM (on another rank)"
             if may_interrupt:
                 raise TrainingInterrupted(self._signals.received)
+
+    def _check_epoch_finite(self, loss: float) -> None:
+        """At the end of an epoch, on values already read to the host: the epoch's loss, which
+        turned non-finite with the first such batch, and its mean gradient norm (with
+        on_nonfinite=skip: whether too many steps in a row were skipped). Equal on every rank."""
+        if self.step.diverged_skipping() or (
+            not self.step.skip_nonfinite
+            and not (math.isfinite(loss) and math.isfinite(self.step.mean_grad_norm() or 0.0))
+        ):
+            self._stop_nonfinite(loss)
+        self._last_check_step = self.state.global_step
+
+    def _stop_nonfinite(self, value: float) -> None:
+        steps = [self._last_check_step, self.state.global_step]
+        self.record.nonfinite = self.step.nonfinite_found(self.state, steps, value)
+        raise nonfinite_error(self.record.nonfinite)
 
     def _interrupt_agreed(self) -> bool:
         """At an epoch boundary: whether any process received a stop signal."""

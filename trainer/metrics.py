@@ -73,6 +73,7 @@ class MetricAccumulator:
         self.sums = torch.zeros(width, dtype=dtype, device=device)
         self.target_std = None if target_std is None else target_std.to(device, dtype).reshape(-1)
         self._buffer: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.samples = 0.0  # counted by the last `compute()`
 
     def update(self, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> None:
         """Record one batch (all detached). Cheap: the arithmetic runs every FLUSH_EVERY batches."""
@@ -127,11 +128,6 @@ class MetricAccumulator:
         hit = (is_predicted & is_actual).sum(0)
         return torch.cat([right[None], hit, is_predicted.sum(0), is_actual.sum(0)])
 
-    def loss_sum(self) -> torch.Tensor:
-        """The running (sample-weighted) loss sum, on the device: NaN/inf once any batch was."""
-        self._flush()
-        return self.sums[0]
-
     def state_dict(self) -> dict:
         self._flush()
         return {"sums": self.sums.detach().cpu().clone()}
@@ -157,7 +153,7 @@ class MetricAccumulator:
         if all_reduce is not None:
             sums = all_reduce(sums)
         values = sums.tolist()  # the one host synchronisation of the epoch
-        n = values[1]
+        n = self.samples = values[1]
         labels = self.head.labels
         if n == 0:
             return {name: float("nan") for name in metric_names(self.head.task, labels)}

@@ -50,6 +50,7 @@ class TrainStep:
         self.skipped_in_a_row = 0  # on_nonfinite=skip: too many in a row means diverged
         self.ddp, self.world_size = ddp, world_size
         self._autocast = precision.autocast()  # re-entered every batch (a no-op at fp32)
+        self._shares = accumulate > 1 or world_size > 1  # micro-batches weighted by their share
         self._group_samples: list[int] = []
         self._foreach = None  # clip_grad_norm_'s foreach (not on mps)
         self.last_norm: torch.Tensor | None = None  # of the last step that measured it
@@ -83,12 +84,16 @@ class TrainStep:
         self, x: torch.Tensor, y: torch.Tensor, batch_idx: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One micro-batch; returns its (detached) loss and outputs."""
-        with self._forward_context(self.ends_group(batch_idx)):
+        context = self._forward_context(self.ends_group(batch_idx)) if self.ddp else self._autocast
+        with context:
             outputs = self.model(x)
             loss = self.loss_fn(outputs, y)
-        share = len(x) * self.world_size / self._group_samples[batch_idx // self.accumulate]
+        scaled = loss
+        if self._shares:  # (one micro-batch, one process: the loss as it is)
+            share = len(x) * self.world_size / self._group_samples[batch_idx // self.accumulate]
+            scaled = loss if share == 1.0 else loss * share
         try:
-            self.precision.backward(loss if share == 1.0 else loss * share)
+            self.precision.backward(scaled)
         except RuntimeError as error:  # trainer.detect_anomaly found the op: not a bug
             if "returned nan values" not in str(error):
                 raise
@@ -144,7 +149,7 @@ class TrainStep:
         whether any process has a pending signal. Under DDP every
         rank gets the same answer, from one small collective; otherwise one host read at most."""
         checks_loss = not self.skip_nonfinite
-        diverged = self.skip_nonfinite and self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW
+        diverged = self.diverged_skipping()
         if not (checks_loss or dist.active):
             return diverged, interrupted
         flag = torch.tensor(diverged, device=device)
@@ -158,6 +163,20 @@ class TrainStep:
         torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
         bad, interrupted = (value > 0 for value in flags.tolist())
         return bad, interrupted
+
+    def diverged_skipping(self) -> bool:
+        """on_nonfinite=skip: MAX_SKIPPED_IN_A_ROW steps in a row were skipped (diverged)."""
+        return self.skip_nonfinite and self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW
+
+    def nonfinite_found(self, state, steps: list[int], value: float) -> dict:
+        """What the run records of a non-finite loss (metrics.json `nonfinite`)."""
+        return {
+            "epoch": state.epoch,
+            "steps": steps,
+            "lr": state.learning_rates()["lr"],
+            "value": str(value),
+            "skipped_in_a_row": self.skipped_in_a_row,
+        }
 
     def mean_grad_norm(self) -> float | None:
         """The epoch's mean gradient norm over the steps that measured it (one host read)."""

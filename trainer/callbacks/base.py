@@ -36,6 +36,9 @@ class Callback:
     on_exception(error) is called when fit stops on an exception or a signal.
     A callback with a `grad_norm_every_n_steps` attribute > 0 asks the loop to measure the
     gradient norm that often (`run.state.grad_norm`; the epoch mean is logged as `grad_norm`).
+    One with a `batch_hooks` attribute (a tuple of hook names, set by `on_fit_start` at the
+    latest) is called per batch only at those: the others it implements have nothing to do in
+    this run (a progress bar without a terminal).
     """
 
     def on_fit_start(self, run: RunContext) -> None: ...
@@ -93,9 +96,22 @@ PER_BATCH_HOOKS = (
 )
 
 
-def overrides(callback: Callback, hook: str) -> bool:
-    """Whether `callback` implements `hook` (the loop only calls per-batch hooks that do)."""
-    return getattr(type(callback), hook, None) is not getattr(Callback, hook)
+def per_batch_hooks(callbacks: dict[str, Callback]) -> dict[str, list[Callback]]:
+    """Per hook of PER_BATCH_HOOKS, the callbacks the loop calls there: those that implement
+    it, or where a callback has `batch_hooks` (set by `on_fit_start` at the latest), those it
+    names: a hook with nothing to do in this run costs nothing per batch."""
+    return {
+        hook: [
+            cb
+            for cb in callbacks.values()
+            if (
+                hook in cb.batch_hooks
+                if getattr(cb, "batch_hooks", None) is not None
+                else getattr(type(cb), hook, None) is not getattr(Callback, hook)
+            )
+        ]
+        for hook in PER_BATCH_HOOKS
+    }
 
 
 def named_callbacks(callbacks) -> dict[str, Callback]:

@@ -15,6 +15,8 @@ class LearningRateMonitor(Callback):
         if logging_interval not in ("epoch", "step"):
             raise ValueError("logging_interval must be 'epoch' or 'step'")
         self.logging_interval = logging_interval
+        per_step = logging_interval == "step"
+        self.batch_hooks = ("on_before_optimizer_step", "on_train_batch_end") if per_step else ()
         self._epoch_lrs: dict[str, float] = {}
         self._step_lrs: dict[str, float] = {}
         self._last_step = -1

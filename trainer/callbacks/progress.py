@@ -60,9 +60,10 @@ class ProgressBar(Callback):
 
         self._active = run.is_main_process
         self._best_value = None
-        if not self._active:
-            return
-        use_bars = self.bars == "always" or (self.bars == "auto" and console.interactive())
+        use_bars = self._active and (
+            self.bars == "always" or (self.bars == "auto" and console.interactive())
+        )
+        self.batch_hooks = ("on_train_batch_end",) if use_bars else ()  # (lines: per epoch)
         if use_bars:
             from rich.progress import (
                 BarColumn,
