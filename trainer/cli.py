@@ -8,6 +8,7 @@ fix are shown as one panel and exit with status 2; bugs keep their traceback (st
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 from pathlib import Path
@@ -110,6 +111,7 @@ def _record_failure(run_dir: Path, error: BaseException, in_sweep: bool) -> None
 
 # ---------------------------------------------------------------------- main
 def main() -> None:
+    gc.disable()  # through start-up: run._settle_heap turns it on before the first epoch
     argv = sys.argv[1:]
     if "--install-completion" in argv:
         from .completion import install
