@@ -135,10 +135,14 @@ def exit_now(code: int) -> None:
     a join of the other non-daemon threads (e.g. a joblib sweep's executor), the atexit handlers
     (the log file closed, the checkpoint writer drained), the streams flushed; then `os._exit`.
     Freeing every object of torch, torch._dynamo and sympy one by one took a second on every run
-    (python -c "import torch._dynamo": 3.1 s, 2.1 s with os._exit; see scripts/benchmark.py)."""
+    (python -c "import torch._dynamo": 3.1 s, 2.1 s with os._exit; see scripts/benchmark.py).
+    Under a profiler or debugger (python -m cProfile -m trainer ...) it exits as usual, so that
+    the tool can report once the CLI returns."""
     import atexit
     import threading
 
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     shutdown_threads = getattr(threading, "_shutdown", None)  # (what Py_Finalize calls first)
     if shutdown_threads is not None:
         shutdown_threads()

@@ -402,3 +402,28 @@ def test_predictions_and_evaluation_of_a_trained_csv_model(tmp_path):
     assert json.loads((tmp_path / "predict" / "metrics.json").read_text())["score"][
         "accuracy"
     ] == pytest.approx(trained["test"]["accuracy"])
+
+
+def test_a_run_ends_with_its_files_whole_and_a_profiler_still_reports(tmp_path):
+    """The CLI ends with os._exit after the atexit handlers (cli.exit_now): the log file,
+    metrics.json and the checkpoints are complete; under cProfile it exits as usual, so the
+    profile is written."""
+    from helpers import run_module
+
+    profile, run_dir = tmp_path / "run.prof", tmp_path / "run"
+    args = ["-o", profile, "-m", "trainer", *FAST, f"hydra.run.dir={run_dir}"]
+    result = run_module("cProfile", args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    import pstats
+
+    assert pstats.Stats(str(profile)).total_calls > 1000
+    assert metrics_of(run_dir)["status"] == "completed"
+    plain = run_cli([*FAST, "trainer.max_epochs=1"], tmp_path, run_dir=tmp_path / "plain")
+    assert plain.returncode == 0
+    log = (tmp_path / "plain" / "trainer.log").read_text()
+    assert log.rstrip().splitlines()[-1].startswith("  - info: only 1 epoch(s) ran")
+    assert metrics_of(tmp_path / "plain")["status"] == "completed"
+    import torch
+
+    last = torch.load(tmp_path / "plain" / "checkpoints" / "last.pt", weights_only=True)
+    assert last["epoch"] == 1
