@@ -163,3 +163,40 @@ def test_every_n_epochs_still_saves_the_final_state(tmp_path):
     )
     trainer.fit(data)
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["epoch"] == 5
+
+
+class _BatchCounter(Callback):
+    """Counts its per-batch calls; `batch_hooks` (when given) names the ones it wants."""
+
+    def __init__(self, batch_hooks=None) -> None:
+        if batch_hooks is not None:
+            self.batch_hooks = batch_hooks
+        self.calls = {"on_train_batch_end": 0, "on_before_optimizer_step": 0}
+
+    def on_before_optimizer_step(self, run) -> None:
+        self.calls["on_before_optimizer_step"] += 1
+
+    def on_train_batch_end(self, run, batch_idx, loss) -> None:
+        self.calls["on_train_batch_end"] += 1
+
+
+def test_per_batch_hooks_are_called_only_where_a_callback_has_work(tmp_path):
+    from trainer.callbacks import LearningRateMonitor, ProgressBar
+
+    every = _BatchCounter()
+    one = _BatchCounter(batch_hooks=("on_train_batch_end",))
+    none = _BatchCounter(batch_hooks=())
+    callbacks = {"every": every, "one": one, "none": none, "progress": ProgressBar()}
+    callbacks |= {"lr_epoch": LearningRateMonitor(), "lr_step": LearningRateMonitor("step")}
+    trainer, data = make_trainer(tmp_path, callbacks=callbacks, max_epochs=2, batch_size=64)
+    trainer.fit(data)
+    steps = trainer.state.global_step
+    assert steps == 2 * len(trainer.train_batches)
+    assert every.calls == {"on_train_batch_end": steps, "on_before_optimizer_step": steps}
+    assert one.calls == {"on_train_batch_end": steps, "on_before_optimizer_step": 0}
+    assert none.calls == {"on_train_batch_end": 0, "on_before_optimizer_step": 0}
+    called = {hook: [type(cb).__name__ for cb in cbs] for hook, cbs in trainer._per_batch.items()}
+    # the progress bar has no terminal here (lines per epoch); lr at the epoch interval: no work
+    assert called["on_train_batch_end"] == ["_BatchCounter", "_BatchCounter", "LearningRateMonitor"]
+    assert called["on_before_optimizer_step"] == ["_BatchCounter", "LearningRateMonitor"]
+    assert trainer._per_batch["on_train_batch_end"][2] is callbacks["lr_step"]

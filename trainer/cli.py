@@ -17,6 +17,7 @@ from .errors import EXIT_BUG, EXIT_SIGNAL, EXIT_SWEEP_FAILED, EXIT_USER_ERROR
 from .paths import config_dir, resume_override
 
 _exit_code = 0  # a single run's failure, reported already by the job
+_jobs_started = 0  # in this process (a joblib worker runs several)
 
 
 # ---------------------------------------------------------------------- the job
@@ -26,13 +27,16 @@ def _job(cfg) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    global _exit_code, _jobs_started
+    if not _jobs_started:  # a worker process's start-up, as the CLI's own (see main)
+        gc.disable()
+    _jobs_started += 1
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     from .run import run
     from .signals import received, sigterm_deferred
 
-    global _exit_code
     with sigterm_deferred():
         try:
             result = run(
@@ -180,6 +184,7 @@ def run_cli(argv: list[str]) -> int:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = user_full_error
+        _stop_idle_workers()
         if sweeps.SWEEP_DIR is not None and Path(sweeps.SWEEP_DIR).is_dir():
             summary = _sweep_summary(sweeps)
             if summary is not None and summary["failed"] and code not in EXIT_SIGNAL.values():
@@ -197,6 +202,19 @@ def run_cli(argv: list[str]) -> int:
             with contextlib.suppress(OSError):  # error): no empty directory left behind
                 Path(claimed["dir"]).rmdir()
     return code
+
+
+def _stop_idle_workers() -> None:
+    """A joblib sweep's worker processes sit idle once every job has returned (its files
+    written): they are ended here, not waited for at exit, where each one's interpreter
+    teardown (torch and torch._dynamo loaded) took about a second."""
+    if "joblib" not in sys.modules:
+        return
+    from joblib.externals.loky import reusable_executor
+
+    executor = getattr(reusable_executor, "_executor", None)  # (None: no sweep ran one)
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
 
 
 def _sweep_summary(sweeps) -> dict | None:
