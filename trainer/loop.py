@@ -124,6 +124,8 @@ class Trainer:
         chance = chance_level(data, self.loss_fn)  # what the health report judges against
         self.record.describe_setup(self.device, precision, self.dist.world_size, data.spec, chance)
         self._data_state = data.state_dict()
+        # What every checkpoint carries unchanged, copied once: `checkpoint` copies the rest.
+        self._fixed = snapshot({"data": self._data_state, "config": self.config.resolved})
         self._train_metrics = self._new_metrics()
         self._last_loss: torch.Tensor | None = None
         self.context = RunContext(
@@ -341,12 +343,11 @@ class Trainer:
             callbacks={name: cb.state_dict() for name, cb in self.callbacks.items()},
             train_metrics=None if complete else self._train_metrics.state_dict(),
             progress=json.dumps(self.record.progress()),
-            data=self._data_state,
-            config=self.config.resolved,
+            **self._fixed,
         )
         for cb in self.callbacks.values():
             cb.on_save_checkpoint(self.context, state)
-        return snapshot(state)
+        return {k: v if v is self._fixed.get(k) else snapshot(v) for k, v in state.items()}
 
     def _resume(self, path: Path) -> None:
         checkpoint = load_checkpoint(path, map_location="cpu")
