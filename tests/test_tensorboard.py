@@ -9,7 +9,7 @@ from helpers import make_trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from trainer.callbacks import LearningRateMonitor, ModelCheckpoint, TensorBoardLogger
+from trainer.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, TensorBoardLogger
 from trainer.data import DataModule
 from trainer.data.synthetic import linear
 from trainer.errors import NonFiniteError
@@ -230,3 +230,56 @@ def test_a_resumed_run_from_before_the_move_keeps_its_events_in_one_place(tmp_pa
     events.Reload()
     # every epoch once (two event files whose names may sort either way within one second)
     assert sorted(e.step for e in events.Scalars("loss/val")) == [1, 2, 3]
+
+
+class _EventsOnDiskAtEachCheckpoint(Callback):
+    """After each epoch's checkpoint is queued (runs last): waits for the writer, then reads
+    which epochs' `loss/val` events are on disk, and which epoch last.pt holds."""
+
+    runs_last = True
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, list[int]]] = []
+
+    def on_epoch_end(self, run, logs) -> None:
+        run.files.wait()
+        saved = torch.load(run.run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"]
+        steps = [s.step for s in _events(run.run_dir).Scalars("loss/val")]
+        self.seen.append((saved, steps))
+
+
+def test_events_are_written_on_a_time_budget_but_never_after_the_checkpoint_that_holds_them(
+    tmp_path,
+):
+    probe = _EventsOnDiskAtEachCheckpoint()
+    callbacks = {"ckpt": ModelCheckpoint(every_n_seconds=0), "probe": probe}
+    _run(
+        tmp_path,
+        TensorBoardLogger(write_every_s=3600, figures=False),
+        callbacks=callbacks,
+        max_epochs=4,
+    )
+    assert probe.seen == [(e, list(range(1, e + 1))) for e in range(1, 5)]
+    # without a checkpoint the hour-long budget holds them back until the end of the run
+    quiet = _EventsOnDiskAtEachCheckpoint()
+    quiet_dir = tmp_path / "no_checkpoints"
+    quiet_dir.mkdir()
+    _, events = _run(
+        quiet_dir,
+        TensorBoardLogger(write_every_s=3600, figures=False),
+        callbacks={"probe": _NoCheckpointProbe(quiet)},
+        max_epochs=3,
+    )
+    assert quiet.seen == [[1], [1], [1]]  # the first epoch goes at once, the rest wait
+    assert [s.step for s in events.Scalars("loss/val")] == [1, 2, 3]
+
+
+class _NoCheckpointProbe(Callback):
+    runs_last = True
+
+    def __init__(self, into: _EventsOnDiskAtEachCheckpoint) -> None:
+        self.into = into
+
+    def on_epoch_end(self, run, logs) -> None:
+        run.files.wait()
+        self.into.seen.append([s.step for s in _events(run.run_dir).Scalars("loss/val")])

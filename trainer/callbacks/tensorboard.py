@@ -10,6 +10,7 @@ per-step scalars (`*_step`).
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,14 @@ class TensorBoardLogger(Callback):
         figure_every_n_epochs: int = 0,
         save_figures: bool = True,
         subdir: str = "",
+        write_every_s: float = 1.0,
     ) -> None:
         self.log_every_n_steps = int(log_every_n_steps or 0)
+        # Epochs' events go to the writer thread together, at most this often (and before every
+        # checkpoint and at the end): one hand-over per second rather than per (short) epoch.
+        self.write_every_s = float(write_every_s)
+        self._unsent: list[tuple] = []
+        self._sent_at = 0.0
         self.grad_norm_every_n_steps = int(grad_norm_every_n_steps or 0)
         self.histograms, self.figures = histograms, figures
         self.figure_every_n_epochs = int(figure_every_n_epochs or 0)
@@ -128,7 +135,26 @@ class TensorBoardLogger(Callback):
         images = {}
         if self.figures and self.figure_every_n_epochs and epoch % self.figure_every_n_epochs == 0:
             images = self._draw_figures(run, f"epoch {epoch}")
-        run.files.submit(self._write_epoch, epoch, scalars, histograms, images)
+        self._unsent.append((epoch, scalars, histograms, images))
+        if histograms or images or time.monotonic() - self._sent_at >= self.write_every_s:
+            self._send(run)
+
+    def on_save_checkpoint(self, run, checkpoint) -> None:
+        """The events of the epochs a checkpoint holds reach the disk before it does (the
+        writer thread keeps order): a resume never leaves a gap in the curves."""
+        if self.writer is not None:
+            self._send(run)
+
+    def _send(self, run) -> None:
+        unsent, self._unsent = self._unsent, []
+        self._sent_at = time.monotonic()
+        if unsent:
+            run.files.submit(self._write_epochs, unsent)
+
+    def _write_epochs(self, epochs: list[tuple]) -> None:
+        for epoch, scalars, histograms, images in epochs:
+            self._write_epoch(epoch, scalars, histograms, images, flush=False)
+        self.writer.flush()  # kill -9 loses at most write_every_s of events, never a checkpoint's
 
     def _write_scalars(self, scalars: dict[str, float], step: int) -> None:
         """All of a step's scalars as one event: the same data TensorBoard reads from add_scalar,
@@ -141,17 +167,21 @@ class TensorBoardLogger(Callback):
         ]
         self.writer.file_writer.add_summary(Summary(value=values), step)
 
-    def _write_epoch(self, epoch: int, scalars: dict, histograms: dict, images: dict) -> None:
+    def _write_epoch(
+        self, epoch: int, scalars: dict, histograms: dict, images: dict, flush: bool = True
+    ) -> None:
         if scalars:
             self._write_scalars(scalars, epoch)
         for key, values in histograms.items():
             self.writer.add_histogram(key, values, epoch)
         for key, image in images.items():
             self.writer.add_image(key, image, epoch, dataformats="HWC")
-        self.writer.flush()  # kill -9 loses at most the epoch in progress
+        if flush:
+            self.writer.flush()
 
     def on_test_end(self, run, metrics) -> None:
         if self.active:
+            self._send(run)
             scalars = {f"{k}/test": float(v) for k, v in metrics.items()}
             run.files.submit(self._write_epoch, run.state.epoch, scalars, {}, {})
 
@@ -226,6 +256,7 @@ class TensorBoardLogger(Callback):
         from ..report import summary_rows
 
         epoch, files = run.state.epoch, run.files
+        self._send(run)  # (the epochs not written yet)
         try:
             if summary["status"] != "interrupted" and run.record.history:
                 when = f"weights of epoch {run.record.weights_epoch or epoch}"
