@@ -164,7 +164,7 @@ def test_writers_are_flushed_and_closed_when_the_run_fails(tmp_path):
 def test_a_resume_drops_the_events_written_after_its_checkpoint(tmp_path):
     from torch.utils.tensorboard import SummaryWriter
 
-    from trainer.callbacks.tensorboard import drop_events_after
+    from trainer.callbacks.event_files import drop_events_after
 
     with SummaryWriter(str(tmp_path)) as writer:
         writer.add_text("config", "kept", 0)
