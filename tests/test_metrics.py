@@ -160,3 +160,42 @@ def test_monitors_of_the_new_metrics_and_their_directions():
     for monitor in ("f1_macro/val", "precision_macro/val", "recall_macro/train", "f1/b/val"):
         assert resolve_mode(monitor) == "max", monitor
     assert resolve_mode("exact_match/val") == "max" and resolve_mode("accuracy/b/val") == "max"
+
+
+def test_class_counts_in_a_checkpoint_keep_their_layout_and_resume_exactly():
+    # Few classes are counted as a confusion matrix; what a checkpoint holds is still the
+    # documented layout, and an epoch resumed from it ends with the counts of one whole pass.
+    head = Head("multiclass", "logits", 3)
+    logits = torch.nn.functional.one_hot(torch.tensor([0, 1, 1, 2, 0]), 3).float()
+    target = torch.tensor([0, 1, 2, 2, 1])
+    acc = MetricAccumulator(head, torch.device("cpu"))
+    acc.update(torch.tensor(0.5), logits[:3], target[:3])
+    # [loss sum, n, right, tp per class, predicted per class, actual per class]
+    assert acc.state_dict()["sums"].tolist() == [1.5, 3, 2, 1, 1, 0, 1, 2, 0, 1, 1, 1]
+    resumed = MetricAccumulator(head, torch.device("cpu"))
+    resumed.load_state_dict(acc.state_dict())
+    for each in (acc, resumed):
+        each.update(torch.tensor(0.5), logits[3:], target[3:])
+    assert resumed.state_dict()["sums"].tolist() == [2.5, 5, 3, 1, 1, 1, 2, 2, 1, 1, 2, 2]
+    assert resumed.compute() == acc.compute()
+
+
+@pytest.mark.parametrize("classes", [5, 40])  # a confusion matrix, per-class comparisons
+def test_macro_metrics_of_few_and_many_classes_equal_sklearn(classes):
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    rng = np.random.RandomState(classes)
+    y_true = rng.randint(0, classes, 300)
+    y_pred = np.where(rng.uniform(size=300) < 0.6, y_true, rng.randint(0, classes, 300))
+    logits = torch.nn.functional.one_hot(torch.from_numpy(y_pred), classes).double()
+    batches = [(i, i + 64) for i in range(0, 300, 64)]
+    result = _feed(Head("multiclass", "logits", classes), logits, torch.from_numpy(y_true), batches)
+    assert result == {
+        "loss": 0.25,
+        "accuracy": pytest.approx(accuracy_score(y_true, y_pred), abs=1e-15),
+        "precision_macro": pytest.approx(
+            precision_score(y_true, y_pred, average="macro"), abs=1e-12
+        ),
+        "recall_macro": pytest.approx(recall_score(y_true, y_pred, average="macro"), abs=1e-12),
+        "f1_macro": pytest.approx(f1_score(y_true, y_pred, average="macro"), abs=1e-12),
+    }

@@ -269,3 +269,36 @@ def test_batch_norm_never_trains_on_one_sample(tmp_path):
     trainer, _ = make_trainer(tmp_path / "b", data=data, model=model, batch_size=9, max_epochs=1)
     trainer.fit(data)
     assert len(trainer.train_batches) == 31 and trainer.state.global_step == 31
+
+
+@pytest.mark.parametrize("unused_parameter", [False, True])
+def test_measured_gradient_norms_equal_torchs_own_total_and_layer_norms(unused_parameter):
+    # One fused measurement gives the total norm (as clip_grad_norm_ computes it) and the
+    # first and last weight layers' norms; a parameter without a gradient takes the other path.
+    from trainer.precision import Precision
+    from trainer.step import TrainStep
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    if unused_parameter:
+        model.register_parameter("unused", nn.Parameter(torch.ones(4)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    step = TrainStep(model, nn.CrossEntropyLoss(), optimizer, Precision("32", torch.device("cpu")))
+    totals, firsts, lasts = [], [], []
+    for _ in range(3):
+        x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
+        step.zero_grad()
+        step.forward_backward(x, y, 0)
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        totals.append(nn.utils.get_total_norm(grads))
+        firsts.append(model[0].weight.grad.norm())
+        lasts.append(model[4].weight.grad.norm())
+        assert step.apply(measure_norm=True)
+        assert torch.equal(step.last_norm, totals[-1])  # bitwise: the same ops
+    assert step.mean_grad_norm() == pytest.approx(torch.stack(totals).mean().item(), rel=1e-6)
+    layers = step.mean_layer_grad_norms()
+    assert layers == {
+        "grad_norm/first_layer": pytest.approx(torch.stack(firsts).mean().item(), rel=1e-6),
+        "grad_norm/last_layer": pytest.approx(torch.stack(lasts).mean().item(), rel=1e-6),
+    }
+    assert step.mean_layer_grad_norms() == layers  # reading them changes nothing

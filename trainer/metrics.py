@@ -27,6 +27,7 @@ from .tasks import Head
 log = logging.getLogger("trainer")
 
 FLUSH_EVERY = 32  # batches buffered before their sums are folded in (bounds memory)
+MATRIX_MAX_CLASSES = 32  # up to this many classes, counted as a confusion matrix (k * k values)
 
 
 CLASSIFICATION = ["loss", "accuracy", "precision_macro", "recall_macro", "f1_macro"]
@@ -57,7 +58,10 @@ def check_monitor(monitor: str, task: str, labels: list[str] | tuple[str, ...] =
 
 
 class MetricAccumulator:
-    """Sums of the loss and task statistics over an epoch, on the device."""
+    """Sums of the loss and task statistics over an epoch, on the device. Single-label
+    classification counts a confusion matrix (one `index_add_` per flush: exact, deterministic,
+    no host synchronisation), from which the per-class counts follow when the sums are read; the
+    sample count is kept on the host."""
 
     def __init__(
         self, head: Head, device: torch.device, target_std: torch.Tensor | None = None
@@ -65,14 +69,18 @@ class MetricAccumulator:
         self.head = head
         self.device = device
         dtype = torch.float32 if device.type == "mps" else torch.float64
+        self._confusion = None  # counts of (actual class * classes + predicted class)
         if head.task == "regression":
             width = 2 + 4 * head.num_outputs
         else:  # classes (two for one logit) or labels
             self.classes = 2 if head.kind == "logit" else head.num_outputs
             width = 3 + 3 * self.classes
+            if head.kind != "labels" and self.classes <= MATRIX_MAX_CLASSES:
+                self._confusion = torch.zeros(self.classes**2, dtype=dtype, device=device)
         self.sums = torch.zeros(width, dtype=dtype, device=device)
         self.target_std = None if target_std is None else target_std.to(device, dtype).reshape(-1)
         self._buffer: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._count = 0  # samples flushed into the sums (not yet in sums[1])
         self.samples = 0.0  # counted by the last `compute()`
 
     def update(self, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> None:
@@ -87,6 +95,7 @@ class MetricAccumulator:
         losses, outputs, targets = zip(*self._buffer)
         self._buffer = []
         sizes = [len(t) for t in targets]
+        self._count += sum(sizes)
         losses = torch.stack(losses).to(self.sums.dtype)
         if len(set(sizes)) == 1:  # equal batches (the usual case): one op fewer
             loss_sum = losses.sum() * sizes[0]
@@ -94,11 +103,18 @@ class MetricAccumulator:
             loss_sum = torch.dot(
                 losses, torch.tensor(sizes, dtype=self.sums.dtype, device=self.device)
             )
-        outputs, targets = torch.cat(outputs), torch.cat(targets)
-        count = torch.tensor(float(sum(sizes)), dtype=self.sums.dtype, device=self.device)
-        if self.head.task != "regression":
-            counts = self._confusion(self.head.predict(outputs), self.head.class_indices(targets))
-            self.sums += torch.cat([torch.stack([loss_sum, count]), counts.to(self.sums.dtype)])
+        outputs, targets = _joined(outputs), _joined(targets)
+        if self._confusion is not None:  # single-label classification, few classes
+            pairs = self.head.class_indices(targets) * self.classes + self.head.predict(outputs)
+            ones = torch.ones(len(pairs), dtype=self.sums.dtype, device=self.device)
+            self._confusion.index_add_(0, pairs, ones)
+            self.sums[0].add_(loss_sum)
+            return
+        if self.head.task != "regression":  # multi-label, or many classes
+            counts = self._counts(self.head.predict(outputs), self.head.class_indices(targets))
+            self.sums += torch.cat(
+                [loss_sum[None], loss_sum.new_zeros(1), counts.to(self.sums.dtype)]
+            )
             return
         outputs, targets = outputs.to(self.sums.dtype), targets.to(self.sums.dtype)
         scale = self.target_std if self.target_std is not None else 1.0
@@ -106,7 +122,7 @@ class MetricAccumulator:
         err = (outputs - targets) * scale
         update = [
             loss_sum[None],
-            count[None],
+            loss_sum.new_zeros(1),
             err.abs().sum(0),
             (err**2).sum(0),
             y.sum(0),
@@ -114,7 +130,7 @@ class MetricAccumulator:
         ]
         self.sums += torch.cat(update)
 
-    def _confusion(self, predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+    def _counts(self, predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
         """[samples right, true positives (k), predicted positives (k), actual positives (k)]:
         element-wise comparisons and sums, exact and deterministic on every device."""
         if self.head.kind == "labels":  # (n, k) of 0/1
@@ -128,12 +144,37 @@ class MetricAccumulator:
         hit = (is_predicted & is_actual).sum(0)
         return torch.cat([right[None], hit, is_predicted.sum(0), is_actual.sum(0)])
 
-    def state_dict(self) -> dict:
+    def _sums(self) -> torch.Tensor:
+        """Every count in one tensor: the sums, the confusion matrix after them (if kept)."""
         self._flush()
-        return {"sums": self.sums.detach().cpu().clone()}
+        sums = self.sums.clone()
+        sums[1] += self._count
+        if self._confusion is None:
+            return sums
+        return torch.cat([sums, self._confusion])
+
+    def _read(self, sums: list[float]) -> list[float]:
+        """The layout of this module's docstring from `_sums()` read to the host: the
+        confusion matrix's counts added to the per-class sums (right, hit, predicted, actual)."""
+        if self._confusion is None:
+            return sums
+        k = self.classes
+        values, confusion = sums[: 3 + 3 * k], sums[3 + 3 * k :]
+        rows = [confusion[i * k : (i + 1) * k] for i in range(k)]  # actual i, predicted j
+        hit = [rows[i][i] for i in range(k)]
+        predicted = [sum(row[j] for row in rows) for j in range(k)]
+        actual = [sum(row) for row in rows]
+        counts = [sum(hit), *hit, *predicted, *actual]
+        return values[:2] + [a + b for a, b in zip(values[2:], counts)]
+
+    def state_dict(self) -> dict:
+        return {"sums": torch.tensor(self._read(self._sums().tolist()), dtype=self.sums.dtype)}
 
     def load_state_dict(self, state: dict) -> None:
         sums = state["sums"].to(self.sums.device, self.sums.dtype)
+        self._buffer, self._count = [], 0
+        if self._confusion is not None:
+            self._confusion.zero_()
         if len(sums) != len(self.sums):  # a checkpoint from before precision/recall/F1
             log.warning(
                 "the checkpoint's epoch in progress has no per-class counts: this epoch's "
@@ -148,11 +189,10 @@ class MetricAccumulator:
         self, all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
     ) -> dict[str, float]:
         """Metrics over every batch recorded (across processes when `all_reduce` is given)."""
-        self._flush()
-        sums = self.sums.clone()
+        sums = self._sums()
         if all_reduce is not None:
             sums = all_reduce(sums)
-        values = sums.tolist()  # the one host synchronisation of the epoch
+        values = self._read(sums.tolist())  # the one host synchronisation of the epoch
         n = self.samples = values[1]
         labels = self.head.labels
         if n == 0:
@@ -172,6 +212,10 @@ class MetricAccumulator:
             r2.append(1 - sse / sst if sst > 0 else float("nan"))
         metrics["r2"] = sum(r2) / k
         return metrics
+
+
+def _joined(tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
 
 
 def _ratio(a: float, b: float) -> float:
