@@ -295,10 +295,10 @@ def test_measured_gradient_norms_equal_torchs_own_total_and_layer_norms(unused_p
         lasts.append(model[4].weight.grad.norm())
         assert step.apply(measure_norm=True)
         assert torch.equal(step.last_norm, totals[-1])  # bitwise: the same ops
-    assert step.mean_grad_norm() == pytest.approx(torch.stack(totals).mean().item(), rel=1e-6)
-    layers = step.mean_layer_grad_norms()
-    assert layers == {
+    norms = step.epoch_grad_norms()
+    assert norms == {
+        "grad_norm": pytest.approx(torch.stack(totals).mean().item(), rel=1e-6),
         "grad_norm/first_layer": pytest.approx(torch.stack(firsts).mean().item(), rel=1e-6),
         "grad_norm/last_layer": pytest.approx(torch.stack(lasts).mean().item(), rel=1e-6),
     }
-    assert step.mean_layer_grad_norms() == layers  # reading them changes nothing
+    assert step.epoch_grad_norms() is norms  # read once

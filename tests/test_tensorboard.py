@@ -207,8 +207,31 @@ def test_per_step_rates_are_the_rates_each_step_trained_with(tmp_path):
     assert [step for step, _ in logged] == list(range(1, trainer.state.global_step + 1))
     assert [value for _, value in logged] == pytest.approx(used.rates, rel=1e-6)
     assert used.rates[:3] == pytest.approx([0.001, 0.00325, 0.0055])  # step 1 at the base rate
-    recorded = trainer.callbacks["tensorboard"]._rates()[1]["default"]  # the schedule figure
+    recorded = trainer.callbacks["tensorboard"]._rate_history.rates()[1][
+        "default"
+    ]  # the schedule figure
     assert recorded == pytest.approx(used.rates, rel=1e-12)
+
+
+def test_rates_of_a_per_epoch_schedule_are_read_once_an_epoch_with_no_per_step_hook(tmp_path):
+    from trainer.callbacks.base import per_batch_hooks
+
+    halving = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5)
+    trainer, _ = _run(
+        tmp_path,
+        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
+        scheduler=halving,
+        max_epochs=3,
+    )
+    logger = trainer.callbacks["tensorboard"]
+    assert logger.batch_hooks == ()
+    assert all(logger not in hooked for hooked in per_batch_hooks(trainer.callbacks).values())
+    n = trainer.state.steps_per_epoch
+    steps, rates = (
+        logger._rate_history.rates()
+    )  # the schedule figure: each epoch's first and last step
+    assert steps == [1, n, n + 1, 2 * n, 2 * n + 1, 3 * n]
+    assert rates == {"default": [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]}
 
 
 def test_a_resumed_run_from_before_the_move_keeps_its_events_in_one_place(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 
 from rich.console import Console
 from rich.panel import Panel
@@ -86,3 +87,27 @@ class ConsoleHandler(logging.Handler):
             console().print(text, style=style, markup=False, highlight=False, soft_wrap=True)
         except Exception:
             self.handleError(record)
+
+
+class RunLogFile(logging.FileHandler):
+    """<run dir>/trainer.log: every record written as it comes, the file flushed at most every
+    FLUSH_EVERY_S (at once for warnings and errors; always when it closes, also on SIGTERM or
+    an error). A flush per record cost 0.09 ms of every epoch, its epoch line's (1% of a moons
+    epoch); a kill -9 can lose the last second of lines, as of TensorBoard events."""
+
+    FLUSH_EVERY_S = 1.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._next_flush = 0.0
+        self._urgent = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._urgent = record.levelno >= logging.WARNING
+        super().emit(record)
+
+    def flush(self) -> None:  # (StreamHandler.emit calls it after every record)
+        now = time.monotonic()
+        if self._urgent or now >= self._next_flush:
+            self._next_flush = now + self.FLUSH_EVERY_S
+            super().flush()

@@ -16,7 +16,6 @@ checkpoint restores in state.py, metrics.json in record.py, what callbacks see i
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import time
@@ -240,10 +239,7 @@ class Trainer:
         logs: dict[str, float] = {"epoch": self.state.epoch}
         logs |= {f"{name}/train": value for name, value in train.items()}
         logs |= {f"{name}/val": value for name, value in val.items()}
-        grad_norm = self.step.mean_grad_norm()
-        if grad_norm is not None:
-            logs["grad_norm"] = grad_norm
-            logs |= self.step.mean_layer_grad_norms()  # first and last weight layers
+        logs |= self.step.epoch_grad_norms()  # (the total's and the first and last layers')
         logs["time/epoch_s"] = time.perf_counter() - started
         logs["throughput/samples_per_s"] = self.train_batches.samples() / max(train_time, 1e-9)
         return logs
@@ -269,7 +265,10 @@ class Trainer:
         on_nonfinite=skip: whether too many steps in a row were skipped). Equal on every rank."""
         if self.step.diverged_skipping() or (
             not self.step.skip_nonfinite
-            and not (math.isfinite(loss) and math.isfinite(self.step.mean_grad_norm() or 0.0))
+            and not (
+                math.isfinite(loss)
+                and math.isfinite(self.step.epoch_grad_norms().get("grad_norm", 0.0))
+            )
         ):
             self._stop_nonfinite(loss)
         self._last_check_step = self.state.global_step
@@ -342,7 +341,7 @@ class Trainer:
             self.dist,
             callbacks={name: cb.state_dict() for name, cb in self.callbacks.items()},
             train_metrics=None if complete else self._train_metrics.state_dict(),
-            progress=json.dumps(self.record.progress()),
+            progress=self.record.progress_json(),
             **self._fixed,
         )
         for cb in self.callbacks.values():

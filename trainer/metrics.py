@@ -59,7 +59,7 @@ def check_monitor(monitor: str, task: str, labels: list[str] | tuple[str, ...] =
 
 class MetricAccumulator:
     """Sums of the loss and task statistics over an epoch, on the device. Single-label
-    classification counts a confusion matrix (one `index_add_` per flush: exact, deterministic,
+    classification counts a confusion matrix (one `index_put_` per flush: exact, deterministic,
     no host synchronisation), from which the per-class counts follow when the sums are read; the
     sample count is kept on the host."""
 
@@ -77,6 +77,7 @@ class MetricAccumulator:
             width = 3 + 3 * self.classes
             if head.kind != "labels" and self.classes <= MATRIX_MAX_CLASSES:
                 self._confusion = torch.zeros(self.classes**2, dtype=dtype, device=device)
+                self._one = torch.ones((), dtype=dtype, device=device)
         self.sums = torch.zeros(width, dtype=dtype, device=device)
         self.target_std = None if target_std is None else target_std.to(device, dtype).reshape(-1)
         self._buffer: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -96,27 +97,24 @@ class MetricAccumulator:
         self._buffer = []
         sizes = [len(t) for t in targets]
         self._count += sum(sizes)
-        losses = torch.stack(losses).to(self.sums.dtype)
-        if len(set(sizes)) == 1:  # equal batches (the usual case): one op fewer
-            loss_sum = losses.sum() * sizes[0]
-        else:
-            loss_sum = torch.dot(
-                losses, torch.tensor(sizes, dtype=self.sums.dtype, device=self.device)
-            )
+        losses, dtype = torch.stack(losses), self.sums.dtype
         outputs, targets = _joined(outputs), _joined(targets)
         if self._confusion is not None:  # single-label classification, few classes
-            pairs = self.head.class_indices(targets) * self.classes + self.head.predict(outputs)
-            ones = torch.ones(len(pairs), dtype=self.sums.dtype, device=self.device)
-            self._confusion.index_add_(0, pairs, ones)
-            self.sums[0].add_(loss_sum)
+            self._count_pairs(outputs, targets)
+            if len(set(sizes)) == 1:  # equal batches (the usual case): fewer ops
+                self.sums[0].add_(losses.sum(dtype=dtype), alpha=sizes[0])
+            else:
+                self.sums[0].add_(torch.dot(losses.to(dtype), _sizes(sizes, dtype, self.device)))
             return
+        if len(set(sizes)) == 1:
+            loss_sum = losses.sum(dtype=dtype) * sizes[0]
+        else:
+            loss_sum = torch.dot(losses.to(dtype), _sizes(sizes, dtype, self.device))
         if self.head.task != "regression":  # multi-label, or many classes
             counts = self._counts(self.head.predict(outputs), self.head.class_indices(targets))
-            self.sums += torch.cat(
-                [loss_sum[None], loss_sum.new_zeros(1), counts.to(self.sums.dtype)]
-            )
+            self.sums += torch.cat([loss_sum[None], loss_sum.new_zeros(1), counts.to(dtype)])
             return
-        outputs, targets = outputs.to(self.sums.dtype), targets.to(self.sums.dtype)
+        outputs, targets = outputs.to(dtype), targets.to(dtype)
         scale = self.target_std if self.target_std is not None else 1.0
         y = targets * scale  # original units, up to a shift that cancels in every metric
         err = (outputs - targets) * scale
@@ -129,6 +127,14 @@ class MetricAccumulator:
             (y**2).sum(0),
         ]
         self.sums += torch.cat(update)
+
+    def _count_pairs(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add each sample's (actual, predicted) class pair to the confusion matrix."""
+        if self.head.kind == "logit":  # (n, 1) logits and 0/1 targets: no column selected
+            pairs = ((targets > 0.5) * 2 + (outputs > 0)).view(-1)
+        else:
+            pairs = targets * self.classes + outputs.argmax(dim=1)
+        self._confusion.index_put_((pairs,), self._one, accumulate=True)
 
     def _counts(self, predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
         """[samples right, true positives (k), predicted positives (k), actual positives (k)]:
@@ -144,18 +150,26 @@ class MetricAccumulator:
         hit = (is_predicted & is_actual).sum(0)
         return torch.cat([right[None], hit, is_predicted.sum(0), is_actual.sum(0)])
 
-    def _sums(self) -> torch.Tensor:
-        """Every count in one tensor: the sums, the confusion matrix after them (if kept)."""
+    def _totals(self, all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list:
+        """The sums in the layout of this module's docstring, read to the host (the one host
+        synchronisation of an epoch): the device's sums with the host's sample count and, where
+        kept, the confusion matrix's per-class counts; across processes with `all_reduce`."""
         self._flush()
-        sums = self.sums.clone()
-        sums[1] += self._count
-        if self._confusion is None:
-            return sums
-        return torch.cat([sums, self._confusion])
+        if self._confusion is not None:
+            sums = torch.cat([self.sums, self._confusion])
+        else:
+            sums = self.sums.clone()
+        count = self._count
+        if all_reduce is not None:  # (the count too: every process's)
+            sums[1:2].add_(count)
+            sums, count = all_reduce(sums), 0
+        values = sums.tolist()
+        values[1] += count
+        return self._read(values)
 
     def _read(self, sums: list[float]) -> list[float]:
-        """The layout of this module's docstring from `_sums()` read to the host: the
-        confusion matrix's counts added to the per-class sums (right, hit, predicted, actual)."""
+        """The confusion matrix after the sums (if kept) added to their per-class counts
+        (samples right, true positives, predicted and actual positives)."""
         if self._confusion is None:
             return sums
         k = self.classes
@@ -168,7 +182,7 @@ class MetricAccumulator:
         return values[:2] + [a + b for a, b in zip(values[2:], counts)]
 
     def state_dict(self) -> dict:
-        return {"sums": torch.tensor(self._read(self._sums().tolist()), dtype=self.sums.dtype)}
+        return {"sums": torch.tensor(self._totals(), dtype=self.sums.dtype)}
 
     def load_state_dict(self, state: dict) -> None:
         sums = state["sums"].to(self.sums.device, self.sums.dtype)
@@ -189,10 +203,7 @@ class MetricAccumulator:
         self, all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
     ) -> dict[str, float]:
         """Metrics over every batch recorded (across processes when `all_reduce` is given)."""
-        sums = self._sums()
-        if all_reduce is not None:
-            sums = all_reduce(sums)
-        values = self._read(sums.tolist())  # the one host synchronisation of the epoch
+        values = self._totals(all_reduce)
         n = self.samples = values[1]
         labels = self.head.labels
         if n == 0:
@@ -212,6 +223,10 @@ class MetricAccumulator:
             r2.append(1 - sse / sst if sst > 0 else float("nan"))
         metrics["r2"] = sum(r2) / k
         return metrics
+
+
+def _sizes(sizes: list[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.tensor(sizes, dtype=dtype, device=device)
 
 
 def _joined(tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:

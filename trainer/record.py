@@ -3,6 +3,7 @@ and what a checkpoint carries so that a resumed run's record continues where it 
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +35,9 @@ class RunRecord:
         self.should_stop = False  # a callback asked to stop after this epoch
         self.error: str | None = None
         self.history: list[dict[str, float]] = []
+        self._encoded_epochs: list[
+            str
+        ] = []  # the history's finished epochs as JSON (progress_json)
         self.test: dict[str, float] | None = None
         self.tested_on: str | None = None
         self.restored: str | None = None
@@ -142,8 +146,21 @@ class RunRecord:
             "history": self.history,
         }
 
+    def progress_json(self) -> str:
+        """`json.dumps(self.progress())`, byte for byte, with each finished epoch of the history
+        encoded once rather than at every checkpoint (0.1 ms of each at epoch 40 of moons). The
+        newest epoch is encoded anew: its callbacks may still add to its logs (lr_monitor)."""
+        finished = len(self.history) - 1
+        while len(self._encoded_epochs) < finished:
+            self._encoded_epochs.append(json.dumps(self.history[len(self._encoded_epochs)]))
+        progress = self.progress()
+        epochs = self._encoded_epochs[: max(finished, 0)]
+        epochs += [json.dumps(logs) for logs in progress.pop("history")[len(epochs) :]]
+        return json.dumps(progress)[:-1] + ', "history": [' + ", ".join(epochs) + "]}"
+
     def load_progress(self, progress: dict[str, Any]) -> None:
         self.history = list(progress["history"])
+        self._encoded_epochs = []
         self.best.load_state_dict(progress["best"])
         self.skipped_steps = progress["skipped_steps"]
         self._wall_time_before = progress["wall_time_s"]

@@ -159,7 +159,7 @@ def keep_resume_records(run_dir: Path, records: dict, config: str, overrides: li
             root.removeHandler(handler)
             with log.open("a") as out:
                 out.write(temporary.read_text())
-            moved = logging.FileHandler(log)
+            moved = type(handler)(log)  # (console.RunLogFile)
             moved.setFormatter(handler.formatter)
             moved.setLevel(handler.level)
             root.addHandler(moved)

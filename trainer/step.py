@@ -70,6 +70,7 @@ class TrainStep:
         self.layer_sum: torch.Tensor | float = 0.0  # first and last layer (gradients in parts)
         self.tensor_norm_sum: torch.Tensor | float = 0.0  # every tensor's (the fused measurement)
         self.layer_count = 0
+        self._norms_read: tuple[tuple[int, int], dict] = ((0, 0), {})
         if batches is not None:
             sizes, k = batches.global_sizes(), self.accumulate
             self._group_samples = [sum(sizes[i : i + k]) for i in range(0, len(sizes), k)]
@@ -202,20 +203,27 @@ class TrainStep:
             "skipped_in_a_row": self.skipped_in_a_row,
         }
 
-    def mean_grad_norm(self) -> float | None:
-        """The epoch's mean gradient norm over the steps that measured it (one host read)."""
-        return (self.norm_sum / self.norm_count).item() if self.norm_count else None
+    def epoch_grad_norms(self) -> dict[str, float]:
+        """The epoch's mean gradient norm over the steps that measured it (`grad_norm`) and the
+        first and last weight layers' (`grad_norm/first_layer`, `grad_norm/last_layer`); {}
+        when none was measured. One host read, kept until the next measurement."""
+        counts = (self.norm_count, self.layer_count)
+        if self._norms_read[0] != counts:
+            self._norms_read = (counts, self._read_norms())
+        return self._norms_read[1]
 
-    def mean_layer_grad_norms(self) -> dict[str, float]:
-        """The epoch's mean gradient norms of the first and last weight layers (one host read),
-        as `grad_norm/first_layer` and `grad_norm/last_layer`; {} when not measured."""
-        if not self.layer_count:
+    def _read_norms(self) -> dict[str, float]:
+        if not self.norm_count:
             return {}
-        layer_sum = self.layer_sum
-        if isinstance(self.tensor_norm_sum, torch.Tensor):  # (only the two layers' are read)
-            layer_sum = layer_sum + self.tensor_norm_sum[self._layers]
-        first, last = (layer_sum / self.layer_count).tolist()
-        return {"grad_norm/first_layer": first, "grad_norm/last_layer": last}
+        means = [self.norm_sum.reshape(1) / self.norm_count]
+        if self.layer_count:
+            layer_sum = self.layer_sum
+            if isinstance(self.tensor_norm_sum, torch.Tensor):  # (only the two layers' are read)
+                layer_sum = layer_sum + self.tensor_norm_sum[self._layers]
+            means.append(layer_sum / self.layer_count)
+        values = torch.cat(means).tolist()
+        names = ["grad_norm", "grad_norm/first_layer", "grad_norm/last_layer"]
+        return dict(zip(names, values))
 
     def _forward_context(self, last_in_group: bool):
         """Autocast; under DDP with accumulation, no gradient all-reduce before the group's last

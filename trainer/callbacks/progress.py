@@ -26,24 +26,37 @@ def _fmt(value: float) -> str:
     )
 
 
-def epoch_line(logs: dict[str, float], max_epochs: int, monitor: str, is_best: bool) -> str:
-    """`epoch  3/50  train loss 0.4123 acc 0.8123 | val loss 0.3981 acc 0.8333 | lr 1.00e-03 | 0.05s *`"""
+def epoch_line(
+    logs: dict[str, float], max_epochs: int, monitor: str, is_best: bool, layout=None
+) -> str:
+    """`epoch  3/50  train loss 0.4123 acc 0.8123 | val loss 0.3981 acc 0.8333 | lr 1.00e-03 | 0.05s *`
+    (`layout`: `line_layout(logs)` of an earlier epoch with the same keys, to skip that work)."""
     width = len(str(max_epochs))
     parts = [f"epoch {logs['epoch']:>{width}}/{max_epochs}"]
-    for split in ("train", "val"):
-        items = [
-            f"{SHORT.get(k.split('/')[0], k.split('/')[0])} {_fmt(v)}"
-            for k, v in logs.items()
-            if k.endswith("/" + split) and k.count("/") == 1  # not each label's own
-        ]
-        if items:
-            parts.append(f"{split} " + " ".join(items))
-    lr = next((v for k, v in logs.items() if k == "lr" or k.startswith("lr/")), None)
+    splits, lr = layout or line_layout(logs)
+    for split, items in splits:
+        parts.append(f"{split} " + " ".join(f"{short} {_fmt(logs[k])}" for k, short in items))
     if lr is not None:  # the first parameter group's (all groups are in TensorBoard)
-        parts.append(f"lr {lr:.2e}")
+        parts.append(f"lr {logs[lr]:.2e}")
     parts.append(f"{logs.get('time/epoch_s', 0.0):.2f}s")
     line = " | ".join(parts)
     return line + (f"  * best {monitor}" if is_best else "")
+
+
+def line_layout(logs: dict[str, float]) -> tuple[list, str | None]:
+    """Which values an epoch line shows, in order: per split its (key, short name) pairs (not
+    each label's own), and the key of the learning rate shown."""
+    splits = []
+    for split in ("train", "val"):
+        items = [
+            (k, SHORT.get(k.split("/")[0], k.split("/")[0]))
+            for k in logs
+            if k.endswith("/" + split) and k.count("/") == 1
+        ]
+        if items:
+            splits.append((split, items))
+    lr = next((k for k in logs if k == "lr" or k.startswith("lr/")), None)
+    return splits, lr
 
 
 class ProgressBar(Callback):
@@ -60,6 +73,9 @@ class ProgressBar(Callback):
 
         self._active = run.is_main_process
         self._best_value = None
+        self._next_refresh = 0.0
+        self._layout_keys: tuple = ()
+        self._layout = None
         use_bars = self._active and (
             self.bars == "always" or (self.bars == "auto" and console.interactive())
         )
@@ -119,7 +135,12 @@ class ProgressBar(Callback):
         from .. import console
 
         best, epoch = run.record.best, run.state.epoch
-        line = epoch_line(logs, run.record.max_epochs, best.monitor, best.epoch == epoch)
+        keys = tuple(logs)
+        if keys != self._layout_keys:  # (the same keys every epoch, as a rule)
+            self._layout_keys, self._layout = keys, line_layout(logs)
+        line = epoch_line(
+            logs, run.record.max_epochs, best.monitor, best.epoch == epoch, self._layout
+        )
         if self._progress is not None:
             self._progress.update(
                 self._epochs,
@@ -127,16 +148,23 @@ class ProgressBar(Callback):
                 info=f"{best.monitor} {_fmt(logs.get(best.monitor))}",
             )
             self._progress.console.print(line, markup=False, soft_wrap=True)
-        else:  # a log file or a pipe: plain text, flushed so that the line shows up now
+        else:  # a log file or a pipe: plain text, flushed at most every refresh_s
             out = console.console().file
             out.write(line + "\n")
-            out.flush()
+            now = time.monotonic()
+            if now >= self._next_refresh:  # (one flush per line cost 3% of a short epoch)
+                self._next_refresh = now + self.refresh_s
+                out.flush()
         console.file_only(line)
 
     def _close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+        elif self._active:  # the epoch lines not flushed yet
+            from .. import console
+
+            console.console().file.flush()
 
     def on_fit_end(self, run) -> None:
         self._close()

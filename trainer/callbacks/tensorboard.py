@@ -18,6 +18,7 @@ import numpy as np
 from .base import Callback
 from .event_files import drop_events_after
 from .hparams import shown
+from .rate_history import RateHistory, rates_of
 
 
 def _indent(text: str) -> str:
@@ -54,23 +55,24 @@ class TensorBoardLogger(Callback):
         self.figure_every_n_epochs = int(figure_every_n_epochs or 0)
         self.save_figures, self.subdir = save_figures, subdir
         self.writer = None
-        # The rate of every optimizer step, for the schedule figure: this epoch's as lists, the
-        # earlier epochs' folded into tensors (a checkpoint then copies a few tensors, not a list
-        # that grows with the run).
-        self._lr_steps: list[int] = []
-        self._lr_values: dict[str, list[float]] = {}
+        self._rate_history = RateHistory()  # every step's rate, for the schedule figure
         self._step_rates: list[tuple[str, float]] = []
-        self._lr_history: dict[str, list] = {"steps": [], "values": []}
         self._last_step = -1
+        self._epoch_first_step = 0  # rates read per epoch: the epoch's first step and its rates
 
     # -- set-up
     def on_fit_start(self, run) -> None:
         self.active = run.files is not None
+        state = run.state
+        # Per-step hooks only where the rates change between steps (a per-step schedule) or
+        # the loss is logged per step; otherwise each epoch's rates are read once.
+        per_step = state.schedule is not None and state.schedule.interval == "step"
+        per_step = self.active and (per_step or self.log_every_n_steps > 0)
+        self.batch_hooks = ("on_before_optimizer_step", "on_train_batch_end") if per_step else ()
         if not self.active:
             return
         from torch.utils.tensorboard import SummaryWriter
 
-        state = run.state
         folder = Path(run.run_dir) / self.subdir
         resumed = state.global_step > 0 or state.epoch > 0
         legacy = Path(run.run_dir) / "tensorboard"  # where runs before 2026-12 wrote theirs
@@ -101,17 +103,14 @@ class TensorBoardLogger(Callback):
     # -- per step
     def on_before_optimizer_step(self, run) -> None:
         # The rates this step trains with (a per-step schedule changes them right after it).
-        groups = run.state.optimizer.param_groups
-        self._step_rates = [(g.get("name", str(i)), float(g["lr"])) for i, g in enumerate(groups)]
+        self._step_rates = rates_of(run.state.optimizer)
 
     def on_train_batch_end(self, run, batch_idx, loss) -> None:
         step = run.state.global_step
         if step == self._last_step:  # inside an accumulation group, or a skipped step
             return
         self._last_step = step
-        self._lr_steps.append(step)
-        for name, rate in self._step_rates:
-            self._lr_values.setdefault(name, []).append(rate)
+        self._rate_history.add(step, self._step_rates)
         if self.log_every_n_steps and step % self.log_every_n_steps == 0:
             # A read of the loss, so only at the log interval.
             values = {"loss/train_step": loss.float().item()}
@@ -125,9 +124,18 @@ class TensorBoardLogger(Callback):
             self._write_scalars(metrics, run.state.global_step)
 
     # -- per epoch
+    def on_train_epoch_start(self, run) -> None:
+        if self.active and not self.batch_hooks:  # the rates every step of this epoch trains with
+            self._step_rates = rates_of(run.state.optimizer)
+            self._epoch_first_step = run.state.global_step + 1
+
     def on_epoch_end(self, run, logs) -> None:
         if not self.active:
             return
+        first, last = self._epoch_first_step, run.state.global_step
+        if not self.batch_hooks and last >= first:  # its first and last steps: the rates held
+            for step in sorted({first, last}):
+                self._rate_history.add(step, self._step_rates)
         epoch = run.state.epoch
         scalars = {
             k: float(v) for k, v in logs.items() if k != "epoch" and isinstance(v, (int, float))
@@ -244,7 +252,7 @@ class TensorBoardLogger(Callback):
     def _lr_figure(self, run) -> dict[str, np.ndarray]:
         from .. import figures
 
-        steps, rates = self._rates()
+        steps, rates = self._rate_history.rates()
         if not steps:
             return {}
         fig = figures.lr_schedule(steps, rates, run.state.steps_per_epoch)
@@ -331,54 +339,11 @@ class TensorBoardLogger(Callback):
             self.writer.flush()
             self.writer.close()
 
-    def _fold_rates(self) -> None:
-        import torch
-
-        if self._lr_steps:
-            self._lr_history["steps"].append(torch.tensor(self._lr_steps, dtype=torch.int64))
-            self._lr_history["values"].append(
-                {k: torch.tensor(v, dtype=torch.float64) for k, v in self._lr_values.items()}
-            )
-            self._lr_steps, self._lr_values = [], {}
-
-    def _rates(self) -> tuple[list[int], dict[str, list[float]]]:
-        """Every step's learning rate so far, per parameter group."""
-        import torch
-
-        self._fold_rates()
-        history = self._lr_history
-        if not history["steps"]:
-            return [], {}
-        names = history["values"][-1].keys()
-        values = {
-            n: torch.cat([chunk[n] for chunk in history["values"] if n in chunk]).tolist()
-            for n in names
-        }
-        return torch.cat(history["steps"]).tolist(), values
-
     def state_dict(self) -> dict:
-        import torch
-
-        self._fold_rates()
-        history = self._lr_history
-        if len(history["steps"]) > 1:  # keep few chunks: one per checkpoint would grow without end
-            names = history["values"][-1].keys()
-            history["values"] = [
-                {n: torch.cat([c[n] for c in history["values"] if n in c]) for n in names}
-            ]
-            history["steps"] = [torch.cat(history["steps"])]
-        return {
-            "lr_steps": history["steps"][0]
-            if history["steps"]
-            else torch.zeros(0, dtype=torch.int64),
-            "lr_values": history["values"][0] if history["values"] else {},
-        }
+        return self._rate_history.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        steps = state.get("lr_steps")
-        self._lr_steps, self._lr_values = [], {}
-        if steps is not None and len(steps):
-            self._lr_history = {"steps": [steps], "values": [dict(state.get("lr_values", {}))]}
+        self._rate_history.load_state_dict(state)
 
 
 def _histograms(model) -> dict[str, np.ndarray]:
