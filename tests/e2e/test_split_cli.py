@@ -105,8 +105,7 @@ def test_all_data_for_training_with_early_stopping_off(tmp_path):
         "confusion_matrix_train.png",
         "curves.png",
         "decision_boundary.png",
-        "lr_schedule.png",
-    ]
+    ]  # (no lr_schedule.png: the rate never changed)
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
     events.Reload()
     scalars = events.Tags()["scalars"]

@@ -253,8 +253,8 @@ class TensorBoardLogger(Callback):
         from .. import figures
 
         steps, rates = self._rate_history.rates()
-        if not steps:
-            return {}
+        if not steps or all(len(set(values)) == 1 for values in rates.values()):
+            return {}  # a rate that never changed (no schedule): the start panel says it
         fig = figures.lr_schedule(steps, rates, run.state.steps_per_epoch)
         return {"figures/lr_schedule": self._rendered(fig, run.run_dir, "figures/lr_schedule")}
 
