@@ -55,8 +55,10 @@ def resolve_checkpoint(path: str | Path, prefer: str = "last") -> Path:
             if (folder / f"{name}.pt").is_file():
                 return folder / f"{name}.pt"
         why = (
-            "it stopped before its first epoch ended, or ran with callbacks=none or "
-            "trainer.fast_dev_run=true; start it again without trainer.resume"
+            "it stopped before its first checkpoint (last.pt comes "
+            "callbacks.model_checkpoint.every_n_seconds into training, 5 s by default, and at "
+            "the end), or ran with callbacks=none or trainer.fast_dev_run=true; start it again "
+            "without trainer.resume"
             if is_run
             else "is it a run directory?"
         )

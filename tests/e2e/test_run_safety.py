@@ -154,7 +154,8 @@ def test_a_run_killed_before_its_first_checkpoint_names_the_right_path(run_copy,
     _refused(
         run_cli([f"trainer.resume={run_copy}"], tmp_path),
         f"no {run_copy / 'checkpoints' / 'last.pt'} and no best.pt",
-        "it stopped before its first epoch ended",
+        "it stopped before its first checkpoint (last.pt comes "
+        "callbacks.model_checkpoint.every_n_seconds into training, 5 s by default",
     )
 
 
