@@ -98,7 +98,10 @@ def test_sigint_finishes_the_step_saves_last_pt_and_marks_the_run_interrupted(tm
     assert trainer.record.status == "interrupted" and "SIGINT" in trainer.record.stop_reason
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert (state["epoch"], state["batches_done"], state["epoch_complete"]) == (2, 4, False)
-    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "interrupted"
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted"
+    # metrics.json counts the steps last.pt holds, the interrupted epoch's four included
+    assert metrics["global_step"] == state["global_step"] == trainer.state.steps_per_epoch + 4
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
 

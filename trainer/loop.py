@@ -174,6 +174,7 @@ class Trainer:
             lost = peer_failure(error) if self.dist.active else None
             failure = DistributedFailure(lost) if lost is not None else error
             record.failed(failure, state.epoch)
+            record.global_step = state.global_step  # (an epoch cut short: its steps count too)
             self._call("on_exception", failure)  # e.g. the checkpoint callback saves last.pt
             if self.files is not None:
                 self.files.wait(quietly=True)
