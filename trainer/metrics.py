@@ -99,17 +99,15 @@ class MetricAccumulator:
         self._count += sum(sizes)
         losses, dtype = torch.stack(losses), self.sums.dtype
         outputs, targets = _joined(outputs), _joined(targets)
-        if self._confusion is not None:  # single-label classification, few classes
-            self._count_pairs(outputs, targets)
-            if len(set(sizes)) == 1:  # equal batches (the usual case): fewer ops
-                self.sums[0].add_(losses.sum(dtype=dtype), alpha=sizes[0])
-            else:
-                self.sums[0].add_(torch.dot(losses.to(dtype), _sizes(sizes, dtype, self.device)))
-            return
-        if len(set(sizes)) == 1:
+        if len(set(sizes)) == 1:  # equal batches (the usual case): one op fewer
             loss_sum = losses.sum(dtype=dtype) * sizes[0]
         else:
-            loss_sum = torch.dot(losses.to(dtype), _sizes(sizes, dtype, self.device))
+            weights = torch.tensor(sizes, dtype=dtype, device=self.device)
+            loss_sum = torch.dot(losses.to(dtype), weights)
+        if self._confusion is not None:  # single-label classification, few classes
+            self._count_pairs(outputs, targets)
+            self.sums[0].add_(loss_sum)
+            return
         if self.head.task != "regression":  # multi-label, or many classes
             counts = self._counts(self.head.predict(outputs), self.head.class_indices(targets))
             self.sums += torch.cat([loss_sum[None], loss_sum.new_zeros(1), counts.to(dtype)])
@@ -223,10 +221,6 @@ class MetricAccumulator:
             r2.append(1 - sse / sst if sst > 0 else float("nan"))
         metrics["r2"] = sum(r2) / k
         return metrics
-
-
-def _sizes(sizes: list[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    return torch.tensor(sizes, dtype=dtype, device=device)
 
 
 def _joined(tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:

@@ -35,9 +35,8 @@ class RunRecord:
         self.should_stop = False  # a callback asked to stop after this epoch
         self.error: str | None = None
         self.history: list[dict[str, float]] = []
-        self._encoded_epochs: list[
-            str
-        ] = []  # the history's finished epochs as JSON (progress_json)
+        # the history's finished epochs as JSON text (progress_json)
+        self._encoded_epochs: list[str] = []
         self.test: dict[str, float] | None = None
         self.tested_on: str | None = None
         self.restored: str | None = None

@@ -53,9 +53,9 @@ class TrainStep:
         self._shares = accumulate > 1 or world_size > 1  # micro-batches weighted by their share
         self._group_samples: list[int] = []
         self._foreach: bool | None = None  # foreach kernels for norms and clipping (not on mps)
-        self._fused_norms: bool | None = (
-            None  # one _foreach_norm over every gradient (decided once)
-        )
+        # One _foreach_norm over every gradient, where they share a device and dtype (decided once)
+        self._fused_norms: bool | None = None
+        self._layer_index: torch.Tensor | None = None  # the two layers' places among the params
         self.last_norm: torch.Tensor | None = None  # of the last step that measured it
         # The first and last weight layers (Linear, Conv): their gradient norms, measured with
         # the total, tell vanishing gradients from a small total.
@@ -67,8 +67,7 @@ class TrainStep:
         """Reset the epoch's gradient-norm sum; plan the samples in each optimizer step."""
         self.norm_sum: torch.Tensor | float = 0.0
         self.norm_count = 0
-        self.layer_sum: torch.Tensor | float = 0.0  # first and last layer (gradients in parts)
-        self.tensor_norm_sum: torch.Tensor | float = 0.0  # every tensor's (the fused measurement)
+        self.layer_sum: torch.Tensor | float = 0.0
         self.layer_count = 0
         self._norms_read: tuple[tuple[int, int], dict] = ((0, 0), {})
         if batches is not None:
@@ -149,6 +148,7 @@ class TrainStep:
             kinds = {(g.device, g.dtype) for g in grads}
             self._fused_norms = len(kinds) == 1 and grads[0].device.type in ("cpu", "cuda")
             self._foreach = grads[0].device.type != "mps"
+            self._layer_index = torch.tensor(self._layers, dtype=torch.long, device=grads[0].device)
         if not (self._fused_norms and len(grads) == len(self.params)):  # (some without grads)
             if (
                 measure_layers
@@ -162,7 +162,7 @@ class TrainStep:
             return nn.utils.get_total_norm(grads, foreach=self._foreach)
         per_tensor = torch.stack(torch._foreach_norm(grads))  # (what get_total_norm runs)
         if measure_layers and self._layers:
-            self.tensor_norm_sum = self.tensor_norm_sum + per_tensor.detach()
+            self.layer_sum = self.layer_sum + per_tensor.index_select(0, self._layer_index)
             self.layer_count += 1
         return torch.linalg.vector_norm(per_tensor)
 
@@ -217,10 +217,7 @@ class TrainStep:
             return {}
         means = [self.norm_sum.reshape(1) / self.norm_count]
         if self.layer_count:
-            layer_sum = self.layer_sum
-            if isinstance(self.tensor_norm_sum, torch.Tensor):  # (only the two layers' are read)
-                layer_sum = layer_sum + self.tensor_norm_sum[self._layers]
-            means.append(layer_sum / self.layer_count)
+            means.append(self.layer_sum / self.layer_count)
         values = torch.cat(means).tolist()
         names = ["grad_norm", "grad_norm/first_layer", "grad_norm/last_layer"]
         return dict(zip(names, values))
