@@ -1,5 +1,9 @@
 """Your own data: torch Datasets, arrays, image folders, the DataLoader path, augmentation."""
 
+import contextlib
+import os
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -195,3 +199,73 @@ def test_loader_options_are_checked_and_auto_follows_the_memory_limit():
     assert choose_loader(LoaderOptions(memory_limit_mb=1), 2**20) == "memory"
     assert choose_loader(LoaderOptions(memory_limit_mb=1), 2**20 + 1) == "dataloader"
     assert choose_loader(LoaderOptions("memory", memory_limit_mb=1), 2**30) == "memory"
+
+
+ORPHAN_SCRIPT = """
+import functools, os, sys, time, torch
+from trainer.data.custom import from_dataset
+from trainer.data.loaders import LoaderDataModule
+
+pairs = [(torch.full((2,), float(i)), i % 2) for i in range(64)]
+data = LoaderDataModule(from_dataset(pairs, loader="dataloader", num_workers=2))
+split = data.splits_on(torch.device("cpu"), torch.as_tensor)["train"]
+loader = split._make_loader()
+ours = loader.worker_init_fn
+
+
+def late_start(worker_id):  # a worker forked just before its parent is killed
+    open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()
+    time.sleep(3)
+    if ours is not None:
+        ours(worker_id)
+
+
+loader.worker_init_fn = late_start
+split._loader = loader
+split.sampler.lists = [[0, 1, 2, 3]] * 8
+print("reading", flush=True)
+for _ in loader:
+    pass
+"""
+
+
+def test_dataloader_workers_end_when_the_run_is_killed_as_they_start(tmp_path):
+    """kill -9 of a run while its DataLoader workers started left them polling forever (torch
+    compares os.getppid() with the parent a worker saw at start, and these saw init), holding
+    the run's pipes: found by the e2e kill -9 test timing out now and then."""
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import cli_env
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path)],
+        env=cli_env(), stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    workers: list[int] = []
+    try:
+        assert process.stdout.readline() == "reading\n"
+        deadline = time.time() + 60
+        while len(workers) < 2 and time.time() < deadline:
+            workers = [int(p.name) for p in tmp_path.iterdir()]
+        assert len(workers) == 2
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        deadline = time.time() + 20  # each worker sleeps 3 s before its init function runs
+        while time.time() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.1)
+        assert [pid for pid in workers if _alive(pid)] == []
+    finally:
+        for pid in workers:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """A process that has not ended (a zombie has: its parent, init, reaps it soon)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

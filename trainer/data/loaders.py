@@ -18,6 +18,11 @@ before training); targets are held in memory (one number per sample).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
+import signal
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -100,6 +105,7 @@ class LoaderSplit:
             workers = {
                 "prefetch_factor": o.prefetch_factor,
                 "persistent_workers": o.persistent_workers,
+                **_watch_parent(),
             }
         return torch.utils.data.DataLoader(
             self.dataset,
@@ -135,6 +141,36 @@ class LoaderSplit:
         lists = [list(range(i, min(n, i + size))) for i in range(0, n, size)]
         xs, ys = zip(*((x.cpu().numpy(), y.cpu().numpy()) for x, y in self.read(lists, 0)))
         return np.concatenate(xs), np.concatenate(ys)
+
+
+def _watch_parent() -> dict[str, Any]:
+    """The DataLoader option that ends each worker with this process (see end_with_parent),
+    when the workers are this process's children: started by fork or spawn, not by a fork
+    server (the start method of a process that a fork server started, and Python 3.14's
+    default on Linux), whose children torch's own check covers."""
+    import multiprocessing
+
+    if multiprocessing.get_start_method() not in ("fork", "spawn"):
+        return {}
+    return {"worker_init_fn": functools.partial(end_with_parent, os.getpid())}
+
+
+def end_with_parent(parent: int, worker_id: int) -> None:
+    """Runs first in every worker process. torch's workers notice that the run has died by
+    comparing os.getppid() with the parent they saw when they started; a worker started just
+    before a `kill -9` of the run saw its new parent (init) instead and waited forever, holding
+    the run's terminal and shared memory. Here the kernel ends the worker when its parent dies
+    (Linux's PR_SET_PDEATHSIG), and a worker whose parent has already gone ends now."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _reported(loader) -> Iterator:
