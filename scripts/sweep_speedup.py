@@ -1,16 +1,18 @@
 """Measure a parallel sweep against the same sweep run sequentially.
 
-    python scripts/sweep_speedup.py             # 6 jobs: moons MLP, 100 epochs each
-    python scripts/sweep_speedup.py --quick     # 6 jobs of 3 epochs (checks that it works)
+    python scripts/sweep_speedup.py             # 6 jobs: moons MLP, 100 epochs each, 3 rounds
+    python scripts/sweep_speedup.py --quick     # 6 jobs of 3 epochs, 1 round (checks that it works)
 
-Runs `python -m trainer -m optimizer.lr=<6 values> ...` once with Hydra's basic launcher
-(one job after the other, in one process) and once with `hydra/launcher=joblib` (jobs in
-parallel worker processes, each limited to cores / jobs torch threads), checks that both
-sweeps produce the same ranking, and prints the wall times and the speed-up as a markdown
-table. It also runs a 1-job sweep to measure the per-job overhead of the sequential sweep: the
-wall time beyond each job's own run (its metrics.json `wall_time_s`) for the jobs after the
-first, ((T6 - sum of 6 runs) - (T1 - its run)) / 5. Needs the sweeps extra:
-pip install -e ".[sweeps]".
+Runs `python -m trainer -m optimizer.lr=<6 values> ...` with Hydra's basic launcher (one job
+after the other, in one process) and with `hydra/launcher=joblib` (jobs in parallel worker
+processes, each limited to cores / jobs torch threads), checks that both sweeps produce the
+same ranking, and prints the wall times and the speed-up as a markdown table. It also runs a
+1-job sweep to measure the per-job overhead of the sequential sweep: the wall time beyond each
+job's own run (its metrics.json `wall_time_s`) for the jobs after the first,
+((T6 - sum of 6 runs) - (T1 - its run)) / 5. The three sweeps alternate, round after round
+(`--repeats`); the table gives the median, min and max of each, and the speed-up and overhead
+as the median of the rounds' own figures, so that a slow moment of a shared machine hits both
+sides of a ratio alike. Needs the sweeps extra: pip install -e ".[sweeps]".
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,35 +64,67 @@ def ranking(sweep_dir: Path) -> list[tuple[str, float]]:
     return [(row["job"], round(row["best"], 6)) for row in summary["runs"]]
 
 
+def one_round(epochs: int, folder: Path) -> dict:
+    """The three sweeps once, one after the other: their wall times and the derived figures."""
+    single = run_sweep(None, epochs, folder / "one", rates=RATES.split(",")[0])
+    sequential = run_sweep(None, epochs, folder / "basic")
+    parallel = run_sweep("joblib", epochs, folder / "joblib")
+    jobs = len(RATES.split(","))
+    overhead = ((sequential - own_time(folder / "basic")) - (single - own_time(folder / "one"))) / (
+        jobs - 1
+    )
+    return {
+        "sequential": sequential,
+        "parallel": parallel,
+        "speedup": sequential / parallel,
+        "overhead": overhead,
+        "same": ranking(folder / "basic") == ranking(folder / "joblib"),
+    }
+
+
+def spread(values: list[float], unit: str, digits: int = 1) -> str:
+    """`median (min-max)` of the rounds, or the value of a single round."""
+    middle = f"{statistics.median(values):.{digits}f}{unit}"
+    if len(values) == 1:
+        return middle
+    return f"{middle} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="3 epochs per job")
+    parser.add_argument("--quick", action="store_true", help="3 epochs per job, 1 round")
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the three sweeps")
     args = parser.parse_args()
     epochs = 3 if args.quick else args.epochs
+    repeats = 1 if args.quick else max(1, args.repeats)
+    rounds = []
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        single = run_sweep(None, epochs, tmp / "one", rates=RATES.split(",")[0])
-        sequential = run_sweep(None, epochs, tmp / "basic")
-        parallel = run_sweep("joblib", epochs, tmp / "joblib")
-        same = ranking(tmp / "basic") == ranking(tmp / "joblib")
-        jobs = len(RATES.split(","))
-        overhead = ((sequential - own_time(tmp / "basic")) - (single - own_time(tmp / "one"))) / (
-            jobs - 1
-        )
+        for number in range(repeats):
+            rounds.append(one_round(epochs, Path(tmp) / str(number)))
+    jobs = len(RATES.split(","))
     cores = os.cpu_count()
     workers = min(jobs, cores or 1)  # joblib's n_jobs=-1: one worker per core
     threads = max(1, (cores or 1) // workers)
-    print(f"| {jobs}-job sweep, moons MLP, {epochs} epochs each, {cores} cores | wall time |")
-    print("|---|---:|")
-    print(f"| sequential (basic launcher) | {sequential:.1f} s |")
+    column = [r["sequential"] for r in rounds], [r["parallel"] for r in rounds]
     print(
-        f"| parallel (hydra/launcher=joblib, {workers} workers x {threads} thread) | {parallel:.1f} s |"
+        f"| {jobs}-job sweep, moons MLP, {epochs} epochs each, {cores} cores, "
+        f"{repeats} round(s) | median (min-max) |"
     )
-    print(f"| speed-up | {sequential / parallel:.2f}x |")
-    print(f"| sequential: overhead per job after the first | {overhead:.2f} s |")
+    print("|---|---:|")
+    print(f"| sequential (basic launcher) | {spread(column[0], ' s')} |")
+    print(
+        f"| parallel (hydra/launcher=joblib, {workers} workers x {threads} thread) "
+        f"| {spread(column[1], ' s')} |"
+    )
+    print(f"| speed-up | {spread([r['speedup'] for r in rounds], 'x', 2)} |")
+    print(
+        "| sequential: overhead per job after the first "
+        f"| {spread([r['overhead'] for r in rounds], ' s', 2)} |"
+    )
+    same = all(r["same"] for r in rounds)
     print(f"\nsame ranking and metrics in both sweeps: {same}")
     if not same:
         sys.exit(1)
