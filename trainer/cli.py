@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from .composition import compose_once, reuse_validated_compositions
 from .errors import EXIT_BUG, EXIT_SIGNAL, EXIT_SWEEP_FAILED, EXIT_USER_ERROR
 from .paths import config_dir, resume_override
 
@@ -238,7 +239,8 @@ def _hydra(argv: list[str], full_error: bool) -> int:
 
     global _exit_code
     _exit_code = 0
-    _compose_once(argv)
+    compose_once(argv)
+    reuse_validated_compositions()
     try:
         hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")(_job)()
         return _exit_code
@@ -253,27 +255,6 @@ def _hydra(argv: list[str], full_error: bool) -> int:
     except KeyboardInterrupt:
         console.print_user_error("interrupted (Ctrl-C).", title="trainer: interrupted")
         return EXIT_SIGNAL["SIGINT"]
-
-
-def _compose_once(argv: list[str]) -> None:
-    """Hydra composes the whole config once only to read `hydra.mode`, then again to run (0.2 s
-    or more). None of our configs sets hydra.mode, so unless the command line names it (or
-    another config directory or file), the answer is None: Hydra then runs in the mode the
-    command line chose, exactly as after its own first composition."""
-    from hydra._internal.hydra import Hydra
-
-    original = getattr(Hydra.get_mode, "__wrapped__", Hydra.get_mode)
-    if any(a.startswith(("-cd", "--config-dir", "-cn", "--config-name", "-cp")) for a in argv):
-        Hydra.get_mode = original
-        return
-
-    def get_mode(self, config_name, overrides):
-        if any("hydra.mode" in override for override in overrides):
-            return original(self, config_name, overrides)
-        return None
-
-    get_mode.__wrapped__ = original
-    Hydra.get_mode = get_mode
 
 
 def _compose_message(error: BaseException) -> str:

