@@ -262,6 +262,21 @@ def test_dataloader_workers_end_when_the_run_is_killed_as_they_start(tmp_path):
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_workers_get_the_kernels_signal_only_when_started_from_the_main_thread():
+    """PR_SET_PDEATHSIG fires when the thread that started a worker ends: persistent workers
+    started from a user's own thread must outlive it."""
+    import threading
+
+    from trainer.data.loaders import _watch_parent
+
+    assert _watch_parent()["worker_init_fn"].args == (os.getpid(), True)
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(_watch_parent()["worker_init_fn"].args))
+    thread.start()
+    thread.join()
+    assert seen == [(os.getpid(), False)]
+
+
 def _alive(pid: int) -> bool:
     """A process that has not ended (a zombie has: its parent, init, reaps it soon)."""
     try:

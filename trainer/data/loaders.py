@@ -147,21 +147,27 @@ def _watch_parent() -> dict[str, Any]:
     """The DataLoader option that ends each worker with this process (see end_with_parent),
     when the workers are this process's children: started by fork or spawn, not by a fork
     server (the start method of a process that a fork server started, and Python 3.14's
-    default on Linux), whose children torch's own check covers."""
+    default on Linux), whose children torch's own check covers. The kernel's signal comes when
+    the *thread* that started a worker ends: it is asked for only from the main thread (where
+    the trainer reads its data), so that persistent workers started from a thread of a user's
+    own program outlive that thread, as torch's do."""
     import multiprocessing
+    import threading
 
     if multiprocessing.get_start_method() not in ("fork", "spawn"):
         return {}
-    return {"worker_init_fn": functools.partial(end_with_parent, os.getpid())}
+    main_thread = threading.current_thread() is threading.main_thread()
+    return {"worker_init_fn": functools.partial(end_with_parent, os.getpid(), main_thread)}
 
 
-def end_with_parent(parent: int, worker_id: int) -> None:
+def end_with_parent(parent: int, with_signal: bool, worker_id: int) -> None:
     """Runs first in every worker process. torch's workers notice that the run has died by
     comparing os.getppid() with the parent they saw when they started; a worker started just
     before a `kill -9` of the run saw its new parent (init) instead and waited forever, holding
     the run's terminal and shared memory. Here the kernel ends the worker when its parent dies
-    (Linux's PR_SET_PDEATHSIG), and a worker whose parent has already gone ends now."""
-    if sys.platform.startswith("linux"):
+    (Linux's PR_SET_PDEATHSIG, `with_signal`), and a worker whose parent has already gone ends
+    now."""
+    if with_signal and sys.platform.startswith("linux"):
         import ctypes
 
         with contextlib.suppress(OSError, AttributeError):
