@@ -9,7 +9,11 @@ processes, each limited to cores / jobs torch threads), checks that both sweeps 
 same ranking, and prints the wall times and the speed-up as a markdown table. It also runs a
 1-job sweep to measure the per-job overhead of the sequential sweep: the wall time beyond each
 job's own run (its metrics.json `wall_time_s`) for the jobs after the first,
-((T6 - sum of 6 runs) - (T1 - its run)) / 5. The three sweeps alternate, round after round
+((T6 - sum of 6 runs) - (T1 - its run)) / 5. From the same two sweeps, the bound on any
+parallel launcher: a job takes J = (T6 - T1) / 5 of a sequential sweep and the sweep's start-up
+and end S = T1 - J (imports, composing, the first job's one-time costs, the summary), which a
+parallel sweep pays too, so jobs spread perfectly over W workers (one per core) would take
+about S + ceil(6 / W) x J: the speed-up can reach about T6 / (S + ceil(6 / W) x J), no more. The three sweeps alternate, round after round
 (`--repeats`); the table gives the median, min and max of each, and the speed-up and overhead
 as the median of the rounds' own figures, so that a slow moment of a shared machine hits both
 sides of a ratio alike. Needs the sweeps extra: pip install -e ".[sweeps]".
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -64,7 +69,7 @@ def ranking(sweep_dir: Path) -> list[tuple[str, float]]:
     return [(row["job"], round(row["best"], 6)) for row in summary["runs"]]
 
 
-def one_round(epochs: int, folder: Path) -> dict:
+def one_round(epochs: int, folder: Path, workers: int) -> dict:
     """The three sweeps once, one after the other: their wall times and the derived figures."""
     single = run_sweep(None, epochs, folder / "one", rates=RATES.split(",")[0])
     sequential = run_sweep(None, epochs, folder / "basic")
@@ -73,11 +78,16 @@ def one_round(epochs: int, folder: Path) -> dict:
     overhead = ((sequential - own_time(folder / "basic")) - (single - own_time(folder / "one"))) / (
         jobs - 1
     )
+    job = (sequential - single) / (jobs - 1)
+    start_up = single - job
     return {
         "sequential": sequential,
         "parallel": parallel,
         "speedup": sequential / parallel,
         "overhead": overhead,
+        "job": job,
+        "start_up": start_up,
+        "bound": sequential / (start_up + math.ceil(jobs / workers) * job),
         "same": ranking(folder / "basic") == ranking(folder / "joblib"),
     }
 
@@ -100,14 +110,14 @@ def main() -> None:
     args = parser.parse_args()
     epochs = 3 if args.quick else args.epochs
     repeats = 1 if args.quick else max(1, args.repeats)
-    rounds = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for number in range(repeats):
-            rounds.append(one_round(epochs, Path(tmp) / str(number)))
     jobs = len(RATES.split(","))
     cores = os.cpu_count()
     workers = min(jobs, cores or 1)  # joblib's n_jobs=-1: one worker per core
     threads = max(1, (cores or 1) // workers)
+    rounds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for number in range(repeats):
+            rounds.append(one_round(epochs, Path(tmp) / str(number), workers))
     column = [r["sequential"] for r in rounds], [r["parallel"] for r in rounds]
     print(
         f"| {jobs}-job sweep, moons MLP, {epochs} epochs each, {cores} cores, "
@@ -123,6 +133,15 @@ def main() -> None:
     print(
         "| sequential: overhead per job after the first "
         f"| {spread([r['overhead'] for r in rounds], ' s', 2)} |"
+    )
+    print(
+        "| sequential: a job (J), start-up and end (S) "
+        f"| {spread([r['job'] for r in rounds], ' s', 2)}, "
+        f"{spread([r['start_up'] for r in rounds], ' s', 2)} |"
+    )
+    print(
+        f"| speed-up bound on {workers} workers, S + {math.ceil(jobs / workers)} x J "
+        f"| {spread([r['bound'] for r in rounds], 'x', 2)} |"
     )
     same = all(r["same"] for r in rounds)
     print(f"\nsame ranking and metrics in both sweeps: {same}")
