@@ -13,10 +13,11 @@ job's own run (its metrics.json `wall_time_s`) for the jobs after the first,
 parallel launcher: a job takes J = (T6 - T1) / 5 of a sequential sweep and the sweep's start-up
 and end S = T1 - J (imports, composing, the first job's one-time costs, the summary), which a
 parallel sweep pays too, so jobs spread perfectly over W workers (one per core) would take
-about S + ceil(6 / W) x J: the speed-up can reach about T6 / (S + ceil(6 / W) x J), no more. The three sweeps alternate, round after round
-(`--repeats`); the table gives the median, min and max of each, and the speed-up and overhead
-as the median of the rounds' own figures, so that a slow moment of a shared machine hits both
-sides of a ratio alike. Needs the sweeps extra: pip install -e ".[sweeps]".
+about S + ceil(6 / W) x J: the speed-up can reach about T6 / (S + ceil(6 / W) x J), no more.
+The three sweeps alternate, round after round (`--repeats`); the table gives the median, min
+and max of each, and the speed-up and overhead as the median of the rounds' own figures, so
+that a slow moment of a shared machine hits both sides of a ratio alike. Needs the sweeps
+extra: pip install -e ".[sweeps]".
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import time
 from pathlib import Path
 
 RATES = "1e-4,3e-4,1e-3,3e-3,1e-2,3e-2"
+JOBS = len(RATES.split(","))
 
 
 def run_sweep(launcher: str | None, epochs: int, sweep_dir: Path, rates: str = RATES) -> float:
@@ -74,11 +76,10 @@ def one_round(epochs: int, folder: Path, workers: int) -> dict:
     single = run_sweep(None, epochs, folder / "one", rates=RATES.split(",")[0])
     sequential = run_sweep(None, epochs, folder / "basic")
     parallel = run_sweep("joblib", epochs, folder / "joblib")
-    jobs = len(RATES.split(","))
     overhead = ((sequential - own_time(folder / "basic")) - (single - own_time(folder / "one"))) / (
-        jobs - 1
+        JOBS - 1
     )
-    job = (sequential - single) / (jobs - 1)
+    job = (sequential - single) / (JOBS - 1)
     start_up = single - job
     return {
         "sequential": sequential,
@@ -87,7 +88,7 @@ def one_round(epochs: int, folder: Path, workers: int) -> dict:
         "overhead": overhead,
         "job": job,
         "start_up": start_up,
-        "bound": sequential / (start_up + math.ceil(jobs / workers) * job),
+        "bound": sequential / (start_up + math.ceil(JOBS / workers) * job),
         "same": ranking(folder / "basic") == ranking(folder / "joblib"),
     }
 
@@ -110,9 +111,8 @@ def main() -> None:
     args = parser.parse_args()
     epochs = 3 if args.quick else args.epochs
     repeats = 1 if args.quick else max(1, args.repeats)
-    jobs = len(RATES.split(","))
     cores = os.cpu_count()
-    workers = min(jobs, cores or 1)  # joblib's n_jobs=-1: one worker per core
+    workers = min(JOBS, cores or 1)  # joblib's n_jobs=-1: one worker per core
     threads = max(1, (cores or 1) // workers)
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,7 +120,7 @@ def main() -> None:
             rounds.append(one_round(epochs, Path(tmp) / str(number), workers))
     column = [r["sequential"] for r in rounds], [r["parallel"] for r in rounds]
     print(
-        f"| {jobs}-job sweep, moons MLP, {epochs} epochs each, {cores} cores, "
+        f"| {JOBS}-job sweep, moons MLP, {epochs} epochs each, {cores} cores, "
         f"{repeats} round(s) | median (min-max) |"
     )
     print("|---|---:|")
@@ -140,7 +140,7 @@ def main() -> None:
         f"{spread([r['start_up'] for r in rounds], ' s', 2)} |"
     )
     print(
-        f"| speed-up bound on {workers} workers, S + {math.ceil(jobs / workers)} x J "
+        f"| speed-up bound on {workers} workers, S + {math.ceil(JOBS / workers)} x J "
         f"| {spread([r['bound'] for r in rounds], 'x', 2)} |"
     )
     same = all(r["same"] for r in rounds)

@@ -38,31 +38,29 @@ def reuse_validated_compositions() -> None:
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.plugins.sweeper import Sweeper
 
-    load = getattr(ConfigLoaderImpl.load_sweep_config, "__wrapped__", None)
-    validate = getattr(Sweeper.validate_batch_is_legal, "__wrapped__", None)
-    if load is not None and validate is not None:
+    if hasattr(Sweeper.validate_batch_is_legal, "__wrapped__"):
         return  # (patched already: a second command in this process)
     load, validate = ConfigLoaderImpl.load_sweep_config, Sweeper.validate_batch_is_legal
     kept: dict[tuple, object] = {}
-    checking: list[bool] = []  # [True] while a check that may keep its configs runs
+    keeping = False  # while a check whose configs the basic launcher will run goes on
 
     def load_sweep_config(self, master_config, sweep_overrides):
         key = (id(master_config), tuple(sweep_overrides))
         config = kept.pop(key, None)
         if config is None:
             config = load(self, master_config, sweep_overrides)
-            if checking and len(kept) < KEPT_AT_MOST:
+            if keeping and len(kept) < KEPT_AT_MOST:
                 kept[key] = config  # (the check drops its own reference)
         return config
 
     def validate_batch_is_legal(self, batch):
+        nonlocal keeping
         kept.clear()  # (a new batch: what an earlier one left is not launched again)
-        launcher = str(self.config.hydra.launcher.get("_target_", ""))
-        checking[:] = [True] if launcher.endswith("BasicLauncher") else []
+        keeping = str(self.config.hydra.launcher.get("_target_", "")).endswith("BasicLauncher")
         try:
             return validate(self, batch)
         finally:
-            checking.clear()
+            keeping = False
 
     load_sweep_config.__wrapped__ = load
     validate_batch_is_legal.__wrapped__ = validate

@@ -143,6 +143,9 @@ class LoaderSplit:
         return np.concatenate(xs), np.concatenate(ys)
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
 def _watch_parent() -> dict[str, Any]:
     """The DataLoader option that ends each worker with this process (see end_with_parent),
     when the workers are this process's children: started by fork or spawn, not by a fork
@@ -174,9 +177,6 @@ def end_with_parent(parent: int, with_signal: bool, worker_id: int) -> None:
             ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(0)
-
-
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _reported(loader) -> Iterator:
