@@ -1,8 +1,8 @@
 """What does the DataLoader path cost? Training throughput on images, side by side.
 
-    python scripts/bench_dataloader.py               # 4,000 images 3x32x32, 4 epochs each
-    python scripts/bench_dataloader.py --quick       # 256 images, 2 epochs: checks that it works
-    python scripts/bench_dataloader.py --json out.json
+    python scripts/bench_dataloader.py               # 4,000 images 3x32x32, 4 epochs, 3 rounds
+    python scripts/bench_dataloader.py --quick       # 256 images, 2 epochs, 1 round: it works
+    python scripts/bench_dataloader.py --repeats 5 --json out.json
 
 It writes one .npz of random images (two classes) and trains `model=cnn` on it with the real CLI
 (`python -m trainer dataset=arrays ...`), once per path:
@@ -10,12 +10,19 @@ It writes one .npz of random images (two classes) and trains `model=cnn` on it w
     in memory        dataset.loader=memory: the split is one tensor, batches indexed on the device
     dataloader, 0    dataset.loader=dataloader dataset.num_workers=0
     dataloader, 2    dataset.loader=dataloader dataset.num_workers=2
-    hand DataLoader  a hand-written loop: DataLoader(TensorDataset(x, y), shuffle=True), the same
-                     CNN, loss, optimizer and batch size, in this process
+    hand DataLoader, 0 / 2 workers
+                     a hand-written loop: DataLoader(TensorDataset(x, y), shuffle=True,
+                     num_workers=0 or 2), the same CNN, loss, optimizer and batch size, in this
+                     process
 
-Each row is the median of the training epochs' samples/s after the first (warm-up) epoch (the
-CLI's `throughput/samples_per_s` in metrics.json; the hand loop timed the same way), and its
-ratio to the in-memory path. It prints a markdown table and writes the numbers as JSON.
+The paths alternate round by round (`--repeats`), so a slow moment of a shared machine hits
+them alike. A round's figure for a path is the median of its training epochs' samples/s after
+the first (warm-up) epoch (the CLI's `throughput/samples_per_s` in metrics.json; the hand loop
+timed the same way). Each row shows the median over the rounds (min-max), its ratio to the
+in-memory path, and the time per sample against the hand-written DataLoader loop's with as many
+workers (the in-memory path against 0 workers; the median of the rounds' own ratios; 1.10x: 10%
+slower than the hand loop). It prints a markdown table and
+writes the numbers as JSON.
 """
 
 from __future__ import annotations
@@ -33,11 +40,15 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-PATHS = {
-    "in memory": ["dataset.loader=memory"],
-    "dataloader, 0 workers": ["dataset.loader=dataloader", "dataset.num_workers=0"],
-    "dataloader, 2 workers": ["dataset.loader=dataloader", "dataset.num_workers=2"],
+PATHS = {  # name: (overrides, the workers of the hand loop it is compared with)
+    "in memory": (["dataset.loader=memory"], 0),
+    "dataloader, 0 workers": (["dataset.loader=dataloader", "dataset.num_workers=0"], 0),
+    "dataloader, 2 workers": (["dataset.loader=dataloader", "dataset.num_workers=2"], 2),
 }
+HAND = {workers: f"hand DataLoader, {workers} workers" for workers in (0, 2)}
+BASELINE = {name: HAND[workers] for name, (_, workers) in PATHS.items()} | {
+    name: name for name in HAND.values()
+}  # each row's time per sample is compared with this hand loop's
 
 
 def write_images(path: Path, n: int) -> None:
@@ -62,7 +73,7 @@ def run_cli(data: Path, extra: list[str], epochs: int, batch: int, tmp: Path) ->
     return [h["throughput/samples_per_s"] for h in history]
 
 
-def hand_loop(data: Path, epochs: int, batch: int) -> list[float]:
+def hand_loop(data: Path, epochs: int, batch: int, workers: int) -> list[float]:
     """The textbook loop over the same train split size, same CNN, loss and optimizer."""
     import torch
     from torch.utils.data import DataLoader, TensorDataset
@@ -78,7 +89,7 @@ def hand_loop(data: Path, epochs: int, batch: int) -> list[float]:
     model = CNN((3, 32, 32), 1, channels=[16, 32], hidden_size=64)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True)
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True, num_workers=workers)
     rates = []
     for _ in range(epochs):
         start = time.perf_counter()
@@ -93,31 +104,48 @@ def hand_loop(data: Path, epochs: int, batch: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="256 images, 2 epochs")
+    parser.add_argument("--quick", action="store_true", help="256 images, 2 epochs, 1 round")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds, alternating the paths")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
     args = parser.parse_args()
     n, epochs, batch = (256, 2, 64) if args.quick else (4000, 4, 64)
-    results = {}
+    repeats = 1 if args.quick else args.repeats
+    rates: dict[str, list[float]] = {}  # every round's epochs, one after the other
+    rounds: dict[str, list[float]] = {}  # each round's median
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "images.npz"
         write_images(data, n)
-        for name, extra in PATHS.items():
-            results[name] = run_cli(data, extra, epochs, batch, Path(tmp))
-        results["hand DataLoader"] = hand_loop(data, epochs, batch)
-    median = {k: statistics.median(v[1:] or v) for k, v in results.items()}
-    base = median["in memory"]
+        for _ in range(repeats):
+            measured = {
+                name: run_cli(data, extra, epochs, batch, Path(tmp))
+                for name, (extra, _) in PATHS.items()
+            }
+            for workers, name in HAND.items():
+                measured[name] = hand_loop(data, epochs, batch, workers)
+            for name, values in measured.items():
+                rates.setdefault(name, []).extend(values)
+                rounds.setdefault(name, []).append(statistics.median(values[1:] or values))
+    median = {k: statistics.median(v) for k, v in rounds.items()}
     lines = [
         f"DataLoader path on {n:,} images 3x32x32 (train {int(round(0.7 * n)):,}), model=cnn, "
-        f"batch {batch}, median of epochs 2-{epochs}:",
+        f"batch {batch}, epochs 2-{epochs} of each run, {repeats} alternating round(s):",
         "",
-        "| path | samples/s | vs. in memory |",
-        "|---|---:|---:|",
+        "| path | samples/s: median (min-max) | vs. in memory "
+        "| time per sample vs. hand DataLoader (same workers) |",
+        "|---|---:|---:|---:|",
     ]
-    lines += [f"| {k} | {v:,.0f} | {v / base:.2f}x |" for k, v in median.items()]
+    for name, values in rounds.items():
+        hand = rounds[BASELINE[name]]
+        slower = statistics.median(h / v for h, v in zip(hand, values))
+        lines.append(
+            f"| {name} | {median[name]:,.0f} ({min(values):,.0f}-{max(values):,.0f}) | "
+            f"{median[name] / median['in memory']:.2f}x | {slower:.2f}x |"
+        )
     print("\n".join(lines))
     if args.json is not None:
-        payload = {"images": n, "epochs": epochs, "batch_size": batch, "samples_per_s": results}
-        args.json.write_text(json.dumps({**payload, "median": median}, indent=2))
+        payload = {"images": n, "epochs": epochs, "batch_size": batch, "repeats": repeats}
+        payload |= {"samples_per_s": rates, "rounds": rounds, "median": median}
+        args.json.write_text(json.dumps(payload, indent=2))
 
 
 if __name__ == "__main__":

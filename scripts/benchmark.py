@@ -15,6 +15,10 @@ same data with the same loss, optimizer, batch size and epochs:
     trainer     `python -m trainer` with its defaults: callbacks (early stopping, checkpoints,
                 lr logging, progress), TensorBoard logging, progress output to a non-TTY; AdamW
                 with the fused kernel (what the trainer picks on a CPU or CUDA device)
+    trainer-bare
+                `python -m trainer callbacks=none logger=none`: the loop alone (the train and
+                validation metrics, metrics.json, the log file), so that the difference to
+                `trainer` is what the default callbacks and TensorBoard cost
     lightning   PyTorch Lightning with its defaults and fused AdamW (only when `lightning` is
                 installed: pip install -e ".[bench]")
 
@@ -51,11 +55,16 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from bench_contenders import WORKLOADS  # noqa: E402
 
-TRAINER_DEFAULTS_FOR_PARITY = [
+TRAINER_FOR_PARITY = [
     "param_groups.decay_bias_and_norm=true",  # AdamW on one parameter group, as in the other loops
-    "callbacks.early_stopping.patience=1000000",  # early stopping stays on but never cuts the run short
-    "+callbacks.bench_probe._target_=bench_probe.Probe",
 ]
+TRAINER_CONTENDERS = {  # contender: its overrides (after the workload's)
+    # early stopping stays on but never cuts the run short
+    "trainer": ["callbacks.early_stopping.patience=1000000"],
+    # the loop alone: what the difference to `trainer` costs is the default callbacks and logger
+    "trainer-bare": ["callbacks=none", "logger=none"],
+}
+PROBE = "+callbacks.bench_probe._target_=bench_probe.Probe"
 EPOCHS = {"moons_mlp": 40, "digits_cnn": 15, "large_mlp": 5}
 
 
@@ -73,7 +82,7 @@ def run_contender(
 ) -> dict:
     result_file = tmp / f"{contender}-{workload}-{time.time_ns()}.json"
     env = _env(threads)
-    if contender.startswith("trainer"):
+    if contender in TRAINER_CONTENDERS:
         env["BENCH_RESULT"] = str(result_file)
         command = [
             sys.executable,
@@ -81,7 +90,9 @@ def run_contender(
             "trainer",
             *WORKLOADS[workload][3],
             f"trainer.max_epochs={epochs}",
-            *TRAINER_DEFAULTS_FOR_PARITY,
+            *TRAINER_FOR_PARITY,
+            *TRAINER_CONTENDERS[contender],
+            PROBE,
             *extra,
             f"hydra.run.dir={tmp / result_file.stem}",
         ]
@@ -239,7 +250,7 @@ def main() -> None:
     epochs, repeats = dict(EPOCHS), args.repeats
     if args.quick:
         epochs, repeats = {name: 2 for name in epochs}, 1  # (the first epoch is warm-up)
-    contenders = ["hand", "dataloader", "trainer"] + (
+    contenders = ["hand", "dataloader", *TRAINER_CONTENDERS] + (
         ["lightning"] if lightning_available() else []
     )
     threads = args.threads

@@ -308,9 +308,20 @@ def test_bench_dataloader_quick_mode_prints_the_table_and_writes_json(tmp_path):
     rows = [
         line.split("|")[1].strip() for line in result.stdout.splitlines() if line.startswith("| ")
     ]
-    paths = ["in memory", "dataloader, 0 workers", "dataloader, 2 workers", "hand DataLoader"]
+    paths = [
+        "in memory",
+        "dataloader, 0 workers",
+        "dataloader, 2 workers",
+        "hand DataLoader, 0 workers",
+        "hand DataLoader, 2 workers",
+    ]
     assert rows == ["path", *paths]
     saved = json.loads(out.read_text())
     assert list(saved["median"]) == paths
-    assert [len(saved["samples_per_s"][p]) for p in paths] == [2, 2, 2, 2]
-    assert "| in memory |" in result.stdout and "| 1.00x |" in result.stdout
+    assert [len(saved["samples_per_s"][p]) for p in paths] == [2] * 5
+    assert [len(saved["rounds"][p]) for p in paths] == [1] * 5
+    table = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if "|" in line}
+    assert table["path"].rstrip(" |").endswith("vs. hand DataLoader (same workers)")
+    assert table["in memory"].split("|")[3].strip() == "1.00x"  # vs. in memory
+    for workers in (0, 2):  # each hand loop against itself
+        assert table[f"hand DataLoader, {workers} workers"].split("|")[4].strip() == "1.00x"

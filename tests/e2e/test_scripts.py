@@ -30,11 +30,12 @@ def test_benchmark_quick_mode_runs_every_contender(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     table = out.read_text()
-    for contender in ("| hand |", "| dataloader |", "| trainer |"):
+    for contender in ("| hand |", "| dataloader |", "| trainer |", "| trainer-bare |"):
         assert contender in table
-    rows = [line for line in table.splitlines() if line.startswith("| trainer |")]
-    accuracy = float(rows[0].rstrip(" |").split("|")[-1])
-    assert 0.5 < accuracy <= 1.0  # the same work was done: the trainer learnt
+    for name in ("trainer", "trainer-bare"):
+        rows = [line for line in table.splitlines() if line.startswith(f"| {name} |")]
+        accuracy = float(rows[0].rstrip(" |").split("|")[-1])
+        assert 0.5 < accuracy <= 1.0  # the same work was done: the trainer learnt
     assert "`python -m trainer --help`" in table
 
 
