@@ -108,6 +108,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds, alternating the paths")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
     args = parser.parse_args()
+    for name in ("repeats",):  # counts: a 0 or a negative number is a typing error
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, not {getattr(args, name)}")
     n, epochs, batch = (256, 2, 64) if args.quick else (4000, 4, 64)
     repeats = 1 if args.quick else args.repeats
     rates: dict[str, list[float]] = {}  # every round's epochs, one after the other

@@ -243,6 +243,9 @@ def main() -> None:
         help="the markdown report; its JSON copy goes beside it (.json)",
     )
     args = parser.parse_args()
+    for name in ("repeats", "threads"):  # counts: a 0 or a negative number is a typing error
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, not {getattr(args, name)}")
     workloads = args.workloads.split(",")
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown:

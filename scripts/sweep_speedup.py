@@ -109,8 +109,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the three sweeps")
     args = parser.parse_args()
+    for name in ("epochs", "repeats"):  # counts: a 0 or a negative number is a typing error
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, not {getattr(args, name)}")
     epochs = 3 if args.quick else args.epochs
-    repeats = 1 if args.quick else max(1, args.repeats)
+    repeats = 1 if args.quick else args.repeats
     cores = os.cpu_count()
     workers = min(JOBS, cores or 1)  # joblib's n_jobs=-1: one worker per core
     threads = max(1, (cores or 1) // workers)

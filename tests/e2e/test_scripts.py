@@ -51,3 +51,32 @@ def test_sweep_speedup_quick_mode(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "same ranking and metrics in both sweeps: True" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "script, flag",
+    [
+        ("benchmark.py", "--repeats"),
+        ("benchmark.py", "--threads"),
+        ("bench_dataloader.py", "--repeats"),
+        ("sweep_speedup.py", "--epochs"),
+        ("sweep_speedup.py", "--repeats"),
+    ],
+)
+def test_a_count_below_one_is_refused_before_anything_runs(tmp_path, script, flag):
+    out = tmp_path / "bench.md"
+    extra = ["--out", str(out)] if script == "benchmark.py" else []
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), flag, "0", *extra],
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"{script}: error: {flag} must be at least 1, not 0"
+    )
+    assert result.stdout == ""
+    assert sorted(tmp_path.iterdir()) == []  # nothing written, nothing run
