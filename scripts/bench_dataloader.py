@@ -21,8 +21,7 @@ the first (warm-up) epoch (the CLI's `throughput/samples_per_s` in metrics.json;
 timed the same way). Each row shows the median over the rounds (min-max), its ratio to the
 in-memory path, and the time per sample against the hand-written DataLoader loop's with as many
 workers (the in-memory path against 0 workers; the median of the rounds' own ratios; 1.10x: 10%
-slower than the hand loop). It prints a markdown table and
-writes the numbers as JSON.
+slower than the hand loop). It prints a markdown table and writes the numbers as JSON.
 """
 
 from __future__ import annotations
